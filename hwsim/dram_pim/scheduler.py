@@ -1,0 +1,248 @@
+"""The request-level memory-controller loop (FR-FCFS or FCFS, open or closed page, write
+draining with watermarks, all-bank refresh) as one numba kernel over numpy arrays.
+
+Run with NUMBA_DISABLE_JIT=1 the same source executes as plain Python: that is the twin the
+equivalence tests compare against.
+
+Per channel and tick at most one command issues, chosen in this order (as Ramulator 2's
+generic controller does): (1) the column command of the oldest request whose row was activated
+for it; (2) refresh (PREA, then REFab) when due, which blocks (3) the read or write queue
+(by write mode): ready row hits first, then other ready commands, oldest first. A precharge
+that would close a row an activated request is waiting for is never issued.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from hwsim.dram_pim.commands import Cmd
+from hwsim.dram_pim.device import (G_BANKS_PER_RANK, G_CHANNELS, G_RANKS, GEOM, OPEN_ROW, bank_state_ok,
+                                   earliest, issue)
+
+# cfg indices
+C_FCFS, C_CLOSED, C_RQ, C_WQ, C_REFRESH, C_NREFI, C_RD_LAT, C_WR_LAT, C_OFFERED, C_RECORD = range(10)
+# counter indices (after the per-command counts)
+INF = np.int64(1) << 62
+HIT, MISS, CONFLICT = 0, 1, 2
+
+ACT, PRE, PREA, RD, WR, RDA, WRA, REFAB = (int(Cmd.ACT), int(Cmd.PRE), int(Cmd.PREA), int(Cmd.RD),
+                                           int(Cmd.WR), int(Cmd.RDA), int(Cmd.WRA), int(Cmd.REFab))
+
+
+@njit(cache=True)
+def _remove(q, qlen, ch, pos):
+    for k in range(pos, qlen[ch] - 1):
+        q[ch, k] = q[ch, k + 1]
+    qlen[ch] -= 1
+
+
+@njit(cache=True)
+def _has_other_hit(q, qlen, ch, skip, bank, row, req_bank, req_row):
+    for k in range(qlen[ch]):
+        j = q[ch, k]
+        if j != skip and req_bank[j] == bank and req_row[j] == row:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _bank_has_activated(q, qlen, ch, bank, req_bank, activated):
+    for k in range(qlen[ch]):
+        j = q[ch, k]
+        if activated[j] and req_bank[j] == bank:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _rank_has_activated(q, qlen, ch, first_bank, bpr, req_bank, activated):
+    for k in range(qlen[ch]):
+        j = q[ch, k]
+        if activated[j] and first_bank <= req_bank[j] < first_bank + bpr:
+            return True
+    return False
+
+
+@njit(cache=True)
+def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, req_col, cfg, hi, lo,
+                      log_tick, log_cmd, log_bank, log_row, log_col):
+    """Serve every request; return (req_accept, req_done, req_class, cmd_counts, n_logged, status).
+
+    status: 0 ok, 1 command log overflow (rerun with a larger log), 2 deadlock (a bug)."""
+    geom = st[GEOM]
+    open_row = st[OPEN_ROW]
+    n = req_avail.shape[0]
+    n_ch = geom[G_CHANNELS]
+    bpr = geom[G_BANKS_PER_RANK]
+    ranks = geom[G_RANKS]
+    rq_cap, wq_cap = cfg[C_RQ], cfg[C_WQ]
+    rq = np.zeros((n_ch, rq_cap), dtype=np.int64)
+    wq = np.zeros((n_ch, wq_cap), dtype=np.int64)
+    rq_len = np.zeros(n_ch, dtype=np.int64)
+    wq_len = np.zeros(n_ch, dtype=np.int64)
+    write_mode = np.zeros(n_ch, dtype=np.bool_)
+    next_ref = np.full(n_ch * ranks, cfg[C_NREFI], dtype=np.int64)
+    req_accept = np.full(n, -1, dtype=np.int64)
+    req_done = np.full(n, -1, dtype=np.int64)
+    req_class = np.full(n, -1, dtype=np.int8)
+    activated = np.zeros(n, dtype=np.bool_)
+    counts = np.zeros(16, dtype=np.int64)
+    log_cap = log_tick.shape[0]
+    n_log = 0
+    status = 0
+    t = np.int64(0)
+    next_req = 0
+    last_accept = np.int64(-1)
+    done = 0
+    while done < n:
+        next_t = INF
+        # Admit requests in trace order while their channel's queue has room.
+        while next_req < n:
+            i = next_req
+            avail = last_accept + 1 if cfg[C_OFFERED] else req_avail[i]
+            if avail > t:
+                next_t = min(next_t, avail)
+                break
+            ch = req_channel[i]
+            if req_write[i]:
+                if wq_len[ch] >= wq_cap:
+                    break
+                wq[ch, wq_len[ch]] = i
+                wq_len[ch] += 1
+            else:
+                if rq_len[ch] >= rq_cap:
+                    break
+                rq[ch, rq_len[ch]] = i
+                rq_len[ch] += 1
+            req_accept[i] = t
+            last_accept = t
+            next_req += 1
+        issued_any = False
+        for ch in range(n_ch):
+            sel = -1
+            sel_cmd = -1
+            sel_bank = -1
+            # (1) column commands of activated requests, oldest first.
+            for which in range(2):
+                q = rq if which == 0 else wq
+                qlen = rq_len if which == 0 else wq_len
+                for k in range(qlen[ch]):
+                    i = q[ch, k]
+                    if not activated[i]:
+                        continue
+                    c = WR if req_write[i] else RD
+                    e = earliest(st, c, req_bank[i])
+                    if e <= t:
+                        if sel == -1 or i < sel:
+                            sel, sel_cmd, sel_bank = i, c, req_bank[i]
+                    elif e < next_t:
+                        next_t = e
+            refresh_blocks = False
+            if sel == -1 and cfg[C_REFRESH]:
+                # (2) refresh: PREA while any bank is open, then REFab.
+                for r in range(ranks):
+                    gr = ch * ranks + r
+                    if t < next_ref[gr]:
+                        next_t = min(next_t, next_ref[gr])
+                        continue
+                    refresh_blocks = True
+                    first = gr * bpr
+                    any_open = False
+                    for b in range(first, first + bpr):
+                        if open_row[b] != -1:
+                            any_open = True
+                    c = PREA if any_open else REFAB
+                    if c == PREA and (_rank_has_activated(rq, rq_len, ch, first, bpr, req_bank, activated)
+                                      or _rank_has_activated(wq, wq_len, ch, first, bpr, req_bank, activated)):
+                        continue
+                    e = earliest(st, c, first)
+                    if e <= t:
+                        sel, sel_cmd, sel_bank = -2, c, first
+                        if c == REFAB:
+                            next_ref[gr] += cfg[C_NREFI]
+                        break
+                    next_t = min(next_t, e)
+            if sel == -1 and not refresh_blocks:
+                # (3) FR-FCFS over the read or the write queue.
+                if not write_mode[ch]:
+                    if wq_len[ch] > hi * wq_cap or rq_len[ch] == 0:
+                        write_mode[ch] = True
+                elif wq_len[ch] < lo * wq_cap and rq_len[ch] != 0:
+                    write_mode[ch] = False
+                q = wq if write_mode[ch] else rq
+                qlen = wq_len if write_mode[ch] else rq_len
+                sel_hit = False
+                limit = min(qlen[ch], 1) if cfg[C_FCFS] else qlen[ch]
+                for k in range(limit):
+                    i = q[ch, k]
+                    if activated[i]:
+                        continue
+                    bank = req_bank[i]
+                    if open_row[bank] == req_row[i]:
+                        c = WR if req_write[i] else RD
+                    elif open_row[bank] == -1:
+                        c = ACT
+                    else:
+                        c = PRE
+                        if (_bank_has_activated(rq, rq_len, ch, bank, req_bank, activated)
+                                or _bank_has_activated(wq, wq_len, ch, bank, req_bank, activated)):
+                            continue
+                    e = earliest(st, c, bank)
+                    if e > t:
+                        if e < next_t:
+                            next_t = e
+                        continue
+                    is_hit = c == RD or c == WR
+                    if sel == -1 or (is_hit and not sel_hit):
+                        sel, sel_cmd, sel_bank, sel_hit = i, c, bank, is_hit
+                        if is_hit:
+                            break  # the oldest ready hit: nothing ranks higher
+            if sel == -1:
+                continue
+            # Issue the chosen command.
+            c = sel_cmd
+            row = req_row[sel] if sel >= 0 else -1
+            col = req_col[sel] if sel >= 0 else -1
+            if sel >= 0 and (c == RD or c == WR) and cfg[C_CLOSED]:
+                if not (_has_other_hit(rq, rq_len, ch, sel, sel_bank, row, req_bank, req_row)
+                        or _has_other_hit(wq, wq_len, ch, sel, sel_bank, row, req_bank, req_row)):
+                    c = RDA if c == RD else WRA
+            if not bank_state_ok(st, c, sel_bank, row):
+                status = 2
+                return req_accept, req_done, req_class, counts, n_log, status
+            issue(st, c, sel_bank, row, t)
+            issued_any = True
+            counts[c] += 1
+            if n_log < log_cap:
+                log_tick[n_log] = t
+                log_cmd[n_log] = c
+                log_bank[n_log] = sel_bank
+                log_row[n_log] = row
+                log_col[n_log] = col
+            elif cfg[C_RECORD]:
+                status = 1
+            n_log += 1
+            if sel >= 0:
+                if req_class[sel] < 0:
+                    req_class[sel] = HIT if (c != ACT and c != PRE) else (MISS if c == ACT else CONFLICT)
+                if c == ACT:
+                    activated[sel] = True
+                elif c != PRE:
+                    activated[sel] = False
+                    req_done[sel] = t + (cfg[C_WR_LAT] if req_write[sel] else cfg[C_RD_LAT])
+                    done += 1
+                    q = wq if req_write[sel] else rq
+                    qlen = wq_len if req_write[sel] else rq_len
+                    for k in range(qlen[ch]):
+                        if q[ch, k] == sel:
+                            _remove(q, qlen, ch, k)
+                            break
+        if issued_any:
+            t += 1
+        elif next_t >= INF:
+            status = 2
+            return req_accept, req_done, req_class, counts, n_log, status
+        else:
+            t = max(next_t, t + 1)
+    return req_accept, req_done, req_class, counts, n_log, status

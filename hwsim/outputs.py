@@ -1,0 +1,79 @@
+"""Result files: deterministic JSON, atomic run folders (all files appear at once or none)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hwsim.errors import InputError
+
+
+def dumps_json(obj: Any) -> str:
+    """Sorted, indented JSON with a trailing newline (byte-comparable across runs)."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=_default) + "\n"
+
+
+def _default(obj):
+    import numpy as np
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def dumps_yaml(obj: Any) -> str:
+    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=None)
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write a file through a temporary sibling and a rename."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_out_dir(out_dir: str | Path, overwrite: bool) -> Path:
+    """Refuse an existing folder unless `overwrite`; an InputError names it."""
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise InputError(str(out), "-o", "output folder exists; pass --overwrite to replace it")
+    return out
+
+
+def write_run_folder(out_dir: str | Path, files: dict[str, str], overwrite: bool = False) -> Path:
+    """Write `files` (name -> text) into a fresh folder, swapped into place in one rename."""
+    out = check_out_dir(out_dir, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        for name, text in files.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_text(text)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
