@@ -67,7 +67,6 @@ RULES: tuple[Rule, ...] = (
     Rule("nRTW", RANK_LEVEL, _BUS_RD, _BUS_WR, lambda t: t.nCL + t.nBL + t.nRTW - t.nCWL),
     Rule("nRRD_S", RANK_LEVEL, (Cmd.ACT,), (Cmd.ACT,), lambda t: t.nRRD_S),
     Rule("nFAW", RANK_LEVEL, (Cmd.ACT,), (Cmd.ACT,), lambda t: t.nFAW, window=4),
-    Rule("nRRD_AB", RANK_LEVEL, _ACTS, _ACTS, lambda t: t.nRRD_L),
     Rule("nCCD_MAC", RANK_LEVEL, (Cmd.MAC_AB,), (Cmd.MAC_AB,), lambda t: t.nCCD_L),
     Rule("nGB_MAC", RANK_LEVEL, (Cmd.WR_GB, Cmd.WR_BIAS), (Cmd.MAC_AB,),
          lambda t: t.nCWL + t.nBL + t.nGB_MAC),
