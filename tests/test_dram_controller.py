@@ -1,0 +1,139 @@
+"""Controller behaviour: hand-worked request-level cases, FR-FCFS ordering, refresh, tFAW,
+closed-page policy, write draining, and the closed-form bandwidth / nRC checks."""
+
+import numpy as np
+import pytest
+
+from hwsim.dram_pim.commands import Cmd
+from hwsim.dram_pim.controller import simulate
+from hwsim.dram_pim.spec import load_dram_spec
+from hwsim.mapping.address import encode
+
+from conftest import make_spec
+
+
+def addr(spec, **fields):
+    return int(encode(spec, {k: np.asarray(v) for k, v in fields.items()}))
+
+
+def cmds(res):
+    log = res.commands
+    return [(int(t), Cmd(int(c)).name, int(b)) for t, c, b in zip(log.tick, log.cmd, log.bank)]
+
+
+def run(spec, addresses, writes=None, arrive=None):
+    n = len(addresses)
+    writes = np.zeros(n, bool) if writes is None else np.asarray(writes, bool)
+    return simulate(spec, np.asarray(addresses, dtype=np.uint64), writes, arrive, record=True)
+
+
+def test_single_read_closed_bank():
+    spec = make_spec(controller__refresh="none")
+    res = run(spec, [addr(spec, row=5)])
+    # ACT at 0, RD at nRCD_RD = 13, data done at 13 + nCL + nBL = 26.
+    assert cmds(res) == [(0, "ACT", 0), (13, "RD", 0)]
+    assert res.stats["cycles"] == 26
+    assert res.stats["row_misses"] == 1
+
+
+def test_row_hit_then_conflict():
+    spec = make_spec(controller__refresh="none")
+    res = run(spec, [addr(spec, row=5), addr(spec, row=5, column=1), addr(spec, row=6)])
+    # hit RD at 13 + nCCD_L = 20; PRE at max(nRAS=29, RD 20 + nRTP=26) = 29; ACT at 29 + nRP = 41 < nRC 45 -> 45;
+    # RD at 45 + 13 = 58.
+    assert cmds(res) == [(0, "ACT", 0), (13, "RD", 0), (20, "RD", 0), (29, "PRE", 0), (45, "ACT", 0), (58, "RD", 0)]
+    assert (res.stats["row_hits"], res.stats["row_misses"], res.stats["row_conflicts"]) == (1, 1, 1)
+
+
+def test_frfcfs_serves_younger_hit_before_older_conflict():
+    spec = make_spec(controller__refresh="none")
+    a = [addr(spec, row=5), addr(spec, row=6), addr(spec, row=5, column=3)]
+    res = run(spec, a)
+    order = [c for c in cmds(res) if c[1] == "RD"]
+    # The third request (a hit on row 5) is served before the second (a conflict on row 6).
+    assert res.done_tick[2] < res.done_tick[1]
+    assert len(order) == 3
+
+
+def test_fcfs_keeps_order():
+    spec = make_spec(controller__refresh="none", controller__scheduler="fcfs")
+    a = [addr(spec, row=5), addr(spec, row=6), addr(spec, row=5, column=3)]
+    res = run(spec, a)
+    assert res.done_tick[0] < res.done_tick[1] < res.done_tick[2]
+
+
+def test_tfaw_through_controller():
+    spec = make_spec(controller__refresh="none")
+    # Five reads to five different banks of rank 0: the fifth ACT waits for the tFAW window.
+    a = [addr(spec, bankgroup=g, bank=b, row=1) for g, b in [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2)]]
+    res = run(spec, a)
+    acts = [t for t, c, _ in cmds(res) if c == "ACT"]
+    # ACTs at 0, 4 (nRRD_S), 8, 12, then the fifth at max(12 + nRRD_S, 8 + nRRD_L(same bg as bank 1)... , 0 + nFAW)
+    assert acts[:4] == [0, 4, 8, 12]
+    assert acts[4] == 37
+
+
+def test_refresh_every_nrefi():
+    spec = make_spec()
+    n = 3000
+    a = [addr(spec, row=i % 7, column=i % 16) for i in range(n)]
+    res = run(spec, a, arrive=np.arange(n) * 3)
+    refs = [t for t, c, b in cmds(res) if c == "REFab" and b < 8]  # rank 0 of channel 0
+    assert len(refs) == res.stats["cycles"] // 2001
+    assert refs[0] >= 2001
+    # REFab at most once per nREFI on average and never two within nRFC.
+    assert all(b - a >= 101 for a, b in zip(refs, refs[1:]))
+    # After each REFab, the next ACT of that rank waits nRFC.
+    log = cmds(res)
+    for t_ref in refs:
+        later = [t for t, c, b in log if c == "ACT" and b < 8 and t > t_ref]
+        if later:
+            assert later[0] >= t_ref + 101
+
+
+def test_closed_page_auto_precharges():
+    spec = make_spec(controller__refresh="none", controller__page_policy="closed")
+    res = run(spec, [addr(spec, row=5), addr(spec, row=6)])
+    names = [c for _, c, _ in cmds(res)]
+    assert names == ["ACT", "RDA", "ACT", "RDA"]
+    # RDA at 13; next ACT at max(nRC 45, 13 + nRTP + nRP = 31) = 45.
+    assert cmds(res)[2][0] == 45
+
+
+def test_write_drain_watermarks():
+    spec = make_spec(controller__refresh="none", controller__write_queue=8, controller__read_queue=8)
+    n = 64
+    writes = np.array([i % 2 == 0 for i in range(n)])
+    a = [addr(spec, row=i % 3, column=i % 16, bank=i % 4) for i in range(n)]
+    res = run(spec, a, writes)
+    assert res.stats["writes"] == 32 and res.stats["reads"] == 32
+    assert (res.done_tick >= 0).all()
+
+
+def test_row_hit_stream_reaches_bus_peak():
+    base = load_dram_spec(preset="GDDR6_16Gbps_x16", overrides={
+        "controller": {"refresh": "none"},
+        # bank group in the lowest bits so consecutive bursts alternate bank groups (nCCD_S = nBL).
+        "address_mapping": ["row", "column", "bank", "rank", "bankgroup", "channel"]})
+    footprint = 16 * 64 * 32  # one row in each of the 16 banks
+    n = 40000
+    res = simulate(base, (np.arange(n, dtype=np.uint64) * 32) % footprint, np.zeros(n, bool))
+    assert res.stats["row_hits"] >= n - 16
+    assert res.stats["bandwidth_GBps"] == pytest.approx(base.peak_bandwidth_GBps, rel=0.01)
+
+
+def test_same_bank_conflict_stream_takes_nrc_per_request():
+    spec = load_dram_spec(preset="GDDR6_16Gbps_x16", overrides={"controller": {"refresh": "none"}})
+    n = 2000
+    rows = np.arange(n) % spec.organization.rows
+    res = simulate(spec, encode(spec, {"row": rows}), np.zeros(n, bool))
+    per_request = res.stats["cycles"] / n
+    assert per_request == pytest.approx(spec.timing.nRC, rel=0.01)
+    assert res.stats["row_conflicts"] == n - 1
+
+
+def test_dramsim3_arrival_times_respected():
+    spec = make_spec(controller__refresh="none")
+    res = run(spec, [addr(spec, row=1), addr(spec, row=1, column=1)], arrive=[0, 500])
+    assert res.accept_tick.tolist() == [0, 500]
+    assert cmds(res)[-1] == (500, "RD", 0)  # row still open: a hit at its arrival cycle
