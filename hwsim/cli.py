@@ -38,14 +38,8 @@ def _dram_spec_from_args(args):
     from hwsim.dram_pim.spec import load_dram_spec
 
     overrides = apply_overrides({}, args.set) if args.set else None
-    return load_dram_spec(preset=args.preset, spec_file=args.spec, overrides=overrides,
-                          file=args.spec or "--preset")
-
-
-def _print_table(title: str, rows, json_out: bool = False) -> None:
-    from hwsim.report import print_table
-
-    print_table(title, rows)
+    label = args.spec or ("--preset/--set" if args.set else "--preset")
+    return load_dram_spec(preset=args.preset, spec_file=args.spec, overrides=overrides, file=label)
 
 
 def cmd_dram(args) -> int:
