@@ -1,10 +1,15 @@
-"""Device state of every channel as numpy arrays, and the two numba primitives every scheduler
-uses: `earliest` (the first tick a command may issue) and `issue` (apply its effects).
+"""Device state of every channel in ONE flat int64 array, and the numba primitives every
+scheduler uses: `earliest` (the first tick a command may issue), `issue` (apply its effects) and
+`bank_state_ok` (its bank-state precondition).
 
-Node ids: channels first, then ranks, bank groups and banks; `anc[bank, level]` gives the node id
-of a bank's ancestor at each level (channel, rank, bankgroup, bank). `ready[node, cmd]` is the
-earliest tick `cmd` may be issued to any bank under `node`, as far as rules at that node's
-level are concerned. Ticks are in command-clock cycles.
+One flat array (rather than a tuple of arrays) keeps the kernels fast: numba passes and indexes it
+without reference-count traffic. A small header at the front holds sizes and the offsets of each
+section; `Device` exposes numpy views of the sections for Python code.
+
+Node ids: channels first, then ranks, bank groups and banks; `anc[bank, level]` is the node id of a
+bank's ancestor at each level (channel, rank, bankgroup, bank). `ready[node, cmd]` is the earliest
+tick `cmd` may be issued to any bank under `node` as far as rules at that node's level go. Ticks
+are command-clock cycles.
 """
 
 from __future__ import annotations
@@ -12,44 +17,63 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hwsim.dram_pim.commands import (BUS_NONE, N_CMDS, NEED_ALL_CLOSED, NEED_ALL_OPEN, NEED_CLOSED,
-                                     NEED_OPEN, ROW_CLOSE, ROW_OPEN, meta_array)
+from hwsim.dram_pim.commands import (N_CMDS, NEED_ALL_CLOSED, NEED_ALL_OPEN, NEED_CLOSED, NEED_OPEN,
+                                     ROW_CLOSE, ROW_OPEN, meta_array)
 from hwsim.dram_pim.constraints import compile_timing
 from hwsim.dram_pim.spec import DramSpec
 
-# Indices of the state tuple passed to kernels.
-READY, ANC, OPEN_ROW, LAT, W_LEVEL, W_COUNT, W_LAT, W_PREV, W_NEXT, W_HIST, W_N, W_POS, META, GEOM = range(14)
-# Indices into GEOM.
-G_CHANNELS, G_RANKS, G_BANKGROUPS, G_BANKS_PER_GROUP, G_BANKS_PER_RANK, G_BANKS_PER_CHANNEL = range(6)
+# Header slots.
+(H_NCMD, H_NNODES, H_NBANKS, H_W, H_WMAX, H_READY, H_ANC, H_OPEN, H_LAT, H_WRULE, H_WHIST, H_META,
+ H_CHANNELS, H_RANKS, H_BANKGROUPS, H_BANKS_PER_GROUP, H_BANKS_PER_RANK, H_BANKS_PER_CHANNEL) = range(18)
+HEADER = 24
+META_WIDTH = 5  # scope, need, row_effect, bus, is_refresh
 
 
 class Device:
-    """State arrays of all channels of one DRAM spec, with its compiled timing rules."""
+    """The state of all channels of one DRAM spec, with its compiled timing rules."""
 
     def __init__(self, dspec: DramSpec):
         o = dspec.organization
         self.spec = dspec
         C, R, G, B = o.channels, o.ranks, o.bankgroups, o.banks_per_group
         n_banks = C * R * G * B
-        self.n_banks = n_banks
         bank = np.arange(n_banks)
-        ch = bank // (R * G * B)
-        rank = bank // (G * B)
-        bg = bank // B
         rank_base, bg_base, bank_base = C, C + C * R, C + C * R + C * R * G
-        self.anc = np.stack([ch, rank_base + rank, bg_base + bg, bank_base + bank], axis=1).astype(np.int64)
-        self.n_nodes = bank_base + n_banks
+        anc = np.stack([bank // (R * G * B), rank_base + bank // (G * B), bg_base + bank // B,
+                        bank_base + bank], axis=1).astype(np.int64)
+        n_nodes = bank_base + n_banks
         ct = compile_timing(dspec.timing)
-        self.ready = np.zeros((self.n_nodes, N_CMDS), dtype=np.int64)
-        self.open_row = np.full(n_banks, -1, dtype=np.int64)
-        w = len(ct.win_lat)
-        self.win_hist = np.zeros((w, self.n_nodes, int(ct.win_count.max())), dtype=np.int64)
-        self.win_n = np.zeros((w, self.n_nodes), dtype=np.int64)
-        self.win_pos = np.zeros((w, self.n_nodes), dtype=np.int64)
-        self.geom = np.array([C, R, G, B, G * B, R * G * B], dtype=np.int64)
-        self.state = (self.ready, self.anc, self.open_row, ct.lat, ct.win_level, ct.win_count, ct.win_lat,
-                      ct.win_prev, ct.win_next, self.win_hist, self.win_n, self.win_pos, meta_array(),
-                      self.geom)
+        n_w, w_max = len(ct.win_lat), int(ct.win_count.max())
+        wrule = np.concatenate([np.stack([ct.win_level, ct.win_count, ct.win_lat], axis=1),
+                                ct.win_prev.astype(np.int64), ct.win_next.astype(np.int64)], axis=1)
+        sections = {
+            H_READY: np.zeros(n_nodes * N_CMDS, dtype=np.int64),
+            H_ANC: anc.ravel(),
+            H_OPEN: np.full(n_banks, -1, dtype=np.int64),
+            H_LAT: ct.lat.ravel(),
+            H_WRULE: wrule.ravel(),
+            H_WHIST: np.zeros(n_w * n_nodes * (2 + w_max), dtype=np.int64),
+            H_META: meta_array().ravel(),
+        }
+        header = np.zeros(HEADER, dtype=np.int64)
+        header[[H_NCMD, H_NNODES, H_NBANKS, H_W, H_WMAX]] = N_CMDS, n_nodes, n_banks, n_w, w_max
+        header[[H_CHANNELS, H_RANKS, H_BANKGROUPS, H_BANKS_PER_GROUP, H_BANKS_PER_RANK,
+                H_BANKS_PER_CHANNEL]] = C, R, G, B, G * B, R * G * B
+        offset = HEADER
+        for slot, arr in sections.items():
+            header[slot] = offset
+            offset += arr.size
+        self.state = np.concatenate([header, *sections.values()])
+        self.n_banks, self.n_nodes = n_banks, n_nodes
+
+        def view(slot, shape):
+            start = int(header[slot])
+            return self.state[start:start + int(np.prod(shape))].reshape(shape)
+
+        self.ready = view(H_READY, (n_nodes, N_CMDS))
+        self.anc = view(H_ANC, (n_banks, 4))
+        self.open_row = view(H_OPEN, (n_banks,))
+        self.win_hist = view(H_WHIST, (n_w, n_nodes, 2 + w_max))  # [n, pos, ticks...]
 
     def bank_index(self, channel, rank, bankgroup, bank):
         """Global bank index (works on numpy arrays too)."""
@@ -57,99 +81,136 @@ class Device:
         return ((channel * o.ranks + rank) * o.bankgroups + bankgroup) * o.banks_per_group + bank
 
     def snapshot(self, tick: int) -> bytes:
-        """Bytes describing the state relative to `tick` (future constraints only): two states with
-        equal snapshots behave identically from `tick` on. Used as a memoisation key."""
+        """Bytes describing the state relative to `tick`: two states with equal snapshots behave
+        identically from `tick` on (future constraints only). Used as a memoisation key."""
         rel = np.maximum(self.ready - tick, 0)
-        hist_rel = np.where(self.win_n[..., None] > 0, np.maximum(self.win_hist - tick, -(1 << 40)), 0)
-        return b"".join(a.tobytes() for a in (rel, self.open_row, hist_rel, self.win_n, self.win_pos))
+        h = self.win_hist
+        filled = np.arange(h.shape[2] - 2)[None, None, :] < h[:, :, :1]
+        hist_rel = np.where(filled, np.maximum(h[:, :, 2:] - tick, -(1 << 40)), 0)
+        return b"".join(a.tobytes() for a in (rel, self.open_row, hist_rel, h[:, :, :2]))
+
+    def restore(self, snapshot: bytes, tick: int) -> None:
+        """Set the state to `snapshot` (taken relative to some tick) re-based at `tick`."""
+        n_ready, n_open = self.ready.size, self.open_row.size
+        flat = np.frombuffer(snapshot, dtype=np.int64)
+        self.ready[...] = flat[:n_ready].reshape(self.ready.shape) + tick
+        self.open_row[...] = flat[n_ready:n_ready + n_open]
+        h = self.win_hist
+        k = h[:, :, 2:].size
+        hist = flat[n_ready + n_open:n_ready + n_open + k].reshape(h[:, :, 2:].shape)
+        h[:, :, :2] = flat[n_ready + n_open + k:].reshape(h[:, :, :2].shape)
+        filled = np.arange(h.shape[2] - 2)[None, None, :] < h[:, :, :1]
+        h[:, :, 2:] = np.where(filled, hist + tick, 0)
 
 
-@njit(cache=True)
-def bank_state_ok(st, cmd, bank, row):
+@njit(cache=True, inline="always")
+def geom(S, slot):
+    """A header value (e.g. H_BANKS_PER_RANK)."""
+    return S[slot]
+
+
+@njit(cache=True, inline="always")
+def open_row(S, bank):
+    """The open row of a bank, -1 when closed."""
+    return S[S[H_OPEN] + bank]
+
+
+@njit(cache=True, inline="always")
+def bank_state_ok(S, cmd, bank, row):
     """True if the bank-state precondition of `cmd` holds (right row open, banks closed, ...)."""
-    open_row, meta, geom = st[OPEN_ROW], st[META], st[GEOM]
-    need = meta[cmd, 1]
+    need = S[S[H_META] + cmd * META_WIDTH + 1]
+    off_open = S[H_OPEN]
     if need == NEED_OPEN:
-        return open_row[bank] == row
+        return S[off_open + bank] == row
     if need == NEED_CLOSED:
-        return open_row[bank] == -1
+        return S[off_open + bank] == -1
     if need == NEED_ALL_OPEN or need == NEED_ALL_CLOSED:
-        bpr = geom[G_BANKS_PER_RANK]
+        bpr = S[H_BANKS_PER_RANK]
         first = bank - bank % bpr
         for b in range(first, first + bpr):
-            if (open_row[b] == -1) == (need == NEED_ALL_OPEN):
+            if (S[off_open + b] == -1) == (need == NEED_ALL_OPEN):
                 return False
     return True
 
 
-@njit(cache=True)
-def earliest(st, cmd, bank):
-    """Earliest tick at which `cmd` to `bank` satisfies every timing rule (state not checked)."""
-    ready, anc, meta, geom = st[READY], st[ANC], st[META], st[GEOM]
-    t = 0
-    first, last = bank, bank + 1
-    if meta[cmd, 0] != 0:
-        bpr = geom[G_BANKS_PER_RANK]
-        first = bank - bank % bpr
-        last = first + bpr
-    for b in range(first, last):
-        for lvl in range(4):
-            v = ready[anc[b, lvl], cmd]
-            if v > t:
-                t = v
-    w_level, w_count, w_lat, w_next = st[W_LEVEL], st[W_COUNT], st[W_LAT], st[W_NEXT]
-    hist, w_n, w_pos = st[W_HIST], st[W_N], st[W_POS]
-    for w in range(w_lat.shape[0]):
-        if w_next[w, cmd]:
-            for b in range(first, last):
-                node = anc[b, w_level[w]]
-                if w_n[w, node] == w_count[w]:
-                    v = hist[w, node, w_pos[w, node]] + w_lat[w]
-                    if v > t:
-                        t = v
+@njit(cache=True, inline="always")
+def _earliest_bank(S, cmd, b, t):
+    """max(t, the bound that rules at bank `b` and its ancestors put on `cmd`), windows included."""
+    ncmd = S[H_NCMD]
+    off_ready, off_anc = S[H_READY], S[H_ANC] + b * 4
+    for lvl in range(4):
+        v = S[off_ready + S[off_anc + lvl] * ncmd + cmd]
+        if v > t:
+            t = v
+    n_w = S[H_W]
+    wrw = 3 + 2 * ncmd
+    hw = 2 + S[H_WMAX]
+    for w in range(n_w):
+        r = S[H_WRULE] + w * wrw
+        if S[r + 3 + ncmd + cmd]:
+            h = S[H_WHIST] + (w * S[H_NNODES] + S[off_anc + S[r]]) * hw
+            if S[h] == S[r + 1]:
+                v = S[h + 2 + S[h + 1]] + S[r + 2]
+                if v > t:
+                    t = v
     return t
 
 
-@njit(cache=True)
-def _raise(ready, lat, lvl, cmd, node, tick):
-    for n in range(lat.shape[2]):
-        v = lat[lvl, cmd, n]
-        if v >= 0 and tick + v > ready[node, n]:
-            ready[node, n] = tick + v
+@njit(cache=True, inline="always")
+def earliest(S, cmd, bank):
+    """Earliest tick at which `cmd` to `bank` satisfies every timing rule (state not checked)."""
+    if S[S[H_META] + cmd * META_WIDTH] == 0:
+        return _earliest_bank(S, cmd, bank, 0)
+    bpr = S[H_BANKS_PER_RANK]
+    first = bank - bank % bpr
+    t = 0
+    for b in range(first, first + bpr):
+        t = _earliest_bank(S, cmd, b, t)
+    return t
 
 
-@njit(cache=True)
-def issue(st, cmd, bank, row, tick):
+@njit(cache=True, inline="always")
+def _raise(S, lvl, cmd, node, tick):
+    ncmd = S[H_NCMD]
+    lat = S[H_LAT] + (lvl * ncmd + cmd) * ncmd
+    ready = S[H_READY] + node * ncmd
+    for n in range(ncmd):
+        v = S[lat + n]
+        if v >= 0 and tick + v > S[ready + n]:
+            S[ready + n] = tick + v
+
+
+@njit(cache=True, inline="always")
+def issue(S, cmd, bank, row, tick):
     """Apply the effects of issuing `cmd` to `bank` (row `row`) at `tick`."""
-    ready, anc, open_row, lat, meta, geom = st[READY], st[ANC], st[OPEN_ROW], st[LAT], st[META], st[GEOM]
+    meta = S[H_META] + cmd * META_WIDTH
+    off_anc, off_open = S[H_ANC], S[H_OPEN]
     first, last = bank, bank + 1
-    if meta[cmd, 0] != 0:
-        bpr = geom[G_BANKS_PER_RANK]
+    if S[meta] != 0:
+        bpr = S[H_BANKS_PER_RANK]
         first = bank - bank % bpr
         last = first + bpr
-    _raise(ready, lat, 0, cmd, anc[bank, 0], tick)
-    _raise(ready, lat, 1, cmd, anc[bank, 1], tick)
-    bpg = geom[G_BANKS_PER_GROUP]
+    _raise(S, 0, cmd, S[off_anc + bank * 4], tick)
+    _raise(S, 1, cmd, S[off_anc + bank * 4 + 1], tick)
+    bpg = S[H_BANKS_PER_GROUP]
+    effect = S[meta + 2]
     for b in range(first, last):
         if b == first or b % bpg == 0:
-            _raise(ready, lat, 2, cmd, anc[b, 2], tick)
-        _raise(ready, lat, 3, cmd, anc[b, 3], tick)
-        effect = meta[cmd, 2]
+            _raise(S, 2, cmd, S[off_anc + b * 4 + 2], tick)
+        _raise(S, 3, cmd, S[off_anc + b * 4 + 3], tick)
         if effect == ROW_OPEN:
-            open_row[b] = row
+            S[off_open + b] = row
         elif effect == ROW_CLOSE:
-            open_row[b] = -1
-    w_level, w_count, w_prev = st[W_LEVEL], st[W_COUNT], st[W_PREV]
-    hist, w_n, w_pos = st[W_HIST], st[W_N], st[W_POS]
-    for w in range(w_level.shape[0]):
-        if w_prev[w, cmd]:
-            node = anc[bank, w_level[w]]
-            hist[w, node, w_pos[w, node]] = tick
-            w_pos[w, node] = (w_pos[w, node] + 1) % w_count[w]
-            if w_n[w, node] < w_count[w]:
-                w_n[w, node] += 1
-
-
-@njit(cache=True)
-def uses_bus(st, cmd):
-    return st[META][cmd, 3] != BUS_NONE
+            S[off_open + b] = -1
+    ncmd = S[H_NCMD]
+    wrw = 3 + 2 * ncmd
+    hw = 2 + S[H_WMAX]
+    for w in range(S[H_W]):
+        r = S[H_WRULE] + w * wrw
+        if S[r + 3 + cmd]:
+            h = S[H_WHIST] + (w * S[H_NNODES] + S[off_anc + bank * 4 + S[r]]) * hw
+            count = S[r + 1]
+            S[h + 2 + S[h + 1]] = tick
+            S[h + 1] = (S[h + 1] + 1) % count
+            if S[h] < count:
+                S[h] += 1

@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from hwsim.dram_pim.commands import Cmd
-from hwsim.dram_pim.device import (G_BANKS_PER_RANK, G_CHANNELS, G_RANKS, GEOM, OPEN_ROW, bank_state_ok,
+from hwsim.dram_pim.device import (H_BANKS_PER_RANK, H_CHANNELS, H_NBANKS, H_OPEN, H_RANKS, bank_state_ok,
                                    earliest, issue)
 
 # cfg indices
@@ -47,35 +47,16 @@ def _has_other_hit(q, qlen, ch, skip, bank, row, req_bank, req_row):
 
 
 @njit(cache=True)
-def _bank_has_activated(q, qlen, ch, bank, req_bank, activated):
-    for k in range(qlen[ch]):
-        j = q[ch, k]
-        if activated[j] and req_bank[j] == bank:
-            return True
-    return False
-
-
-@njit(cache=True)
-def _rank_has_activated(q, qlen, ch, first_bank, bpr, req_bank, activated):
-    for k in range(qlen[ch]):
-        j = q[ch, k]
-        if activated[j] and first_bank <= req_bank[j] < first_bank + bpr:
-            return True
-    return False
-
-
-@njit(cache=True)
 def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, req_col, cfg, hi, lo,
                       log_tick, log_cmd, log_bank, log_row, log_col):
     """Serve every request; return (req_accept, req_done, req_class, cmd_counts, n_logged, status).
 
     status: 0 ok, 1 command log overflow (rerun with a larger log), 2 deadlock (a bug)."""
-    geom = st[GEOM]
-    open_row = st[OPEN_ROW]
+    open_row = st[st[H_OPEN]:st[H_OPEN] + st[H_NBANKS]]  # a view: updated by issue()
     n = req_avail.shape[0]
-    n_ch = geom[G_CHANNELS]
-    bpr = geom[G_BANKS_PER_RANK]
-    ranks = geom[G_RANKS]
+    n_ch = st[H_CHANNELS]
+    bpr = st[H_BANKS_PER_RANK]
+    ranks = st[H_RANKS]
     rq_cap, wq_cap = cfg[C_RQ], cfg[C_WQ]
     rq = np.zeros((n_ch, rq_cap), dtype=np.int64)
     wq = np.zeros((n_ch, wq_cap), dtype=np.int64)
@@ -87,6 +68,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
     req_done = np.full(n, -1, dtype=np.int64)
     req_class = np.full(n, -1, dtype=np.int8)
     activated = np.zeros(n, dtype=np.bool_)
+    n_activated = np.zeros(open_row.shape[0], dtype=np.int64)  # per bank: requests awaiting their column
     counts = np.zeros(16, dtype=np.int64)
     log_cap = log_tick.shape[0]
     n_log = 0
@@ -153,8 +135,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                         if open_row[b] != -1:
                             any_open = True
                     c = PREA if any_open else REFAB
-                    if c == PREA and (_rank_has_activated(rq, rq_len, ch, first, bpr, req_bank, activated)
-                                      or _rank_has_activated(wq, wq_len, ch, first, bpr, req_bank, activated)):
+                    if c == PREA and n_activated[first:first + bpr].sum() > 0:
                         continue
                     e = earliest(st, c, first)
                     if e <= t:
@@ -185,8 +166,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                         c = ACT
                     else:
                         c = PRE
-                        if (_bank_has_activated(rq, rq_len, ch, bank, req_bank, activated)
-                                or _bank_has_activated(wq, wq_len, ch, bank, req_bank, activated)):
+                        if n_activated[bank] > 0:
                             continue
                     e = earliest(st, c, bank)
                     if e > t:
@@ -228,8 +208,11 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     req_class[sel] = HIT if (c != ACT and c != PRE) else (MISS if c == ACT else CONFLICT)
                 if c == ACT:
                     activated[sel] = True
+                    n_activated[sel_bank] += 1
                 elif c != PRE:
-                    activated[sel] = False
+                    if activated[sel]:
+                        activated[sel] = False
+                        n_activated[sel_bank] -= 1
                     req_done[sel] = t + (cfg[C_WR_LAT] if req_write[sel] else cfg[C_RD_LAT])
                     done += 1
                     q = wq if req_write[sel] else rq

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hwsim.dram_pim.device import G_BANKS_PER_CHANNEL, GEOM, Device, bank_state_ok, earliest, issue
+from hwsim.dram_pim.device import H_BANKS_PER_CHANNEL, Device, bank_state_ok, earliest, issue
 
 
 @njit(cache=True)
@@ -15,7 +15,7 @@ def issue_stream(st, cmd, bank, row, start_tick, channel_tick, out_tick):
     """Issue commands in array order; `channel_tick[c]` is the first free command slot of channel c
     (updated in place); `out_tick[k]` receives the issue tick of command k. Returns -1 on success
     or the index of the first command whose bank-state precondition does not hold."""
-    bpc = st[GEOM][G_BANKS_PER_CHANNEL]
+    bpc = st[H_BANKS_PER_CHANNEL]
     for k in range(cmd.shape[0]):
         b = bank[k]
         c = b // bpc
