@@ -162,6 +162,8 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     bank = req_bank[i]
                     if open_row[bank] == req_row[i]:
                         c = WR if req_write[i] else RD
+                    elif sel != -1:
+                        continue  # an older ready command is chosen; only a ready hit could beat it
                     elif open_row[bank] == -1:
                         c = ACT
                     else:
