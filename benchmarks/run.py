@@ -1,0 +1,132 @@
+"""hwsim benchmarks (not timed tests): median wall time, peak RSS and throughput per scenario.
+
+    python benchmarks/run.py [--quick] [--json OUT] [--only NAME ...]
+
+Each scenario runs in a fresh subprocess after a warm-up run (so the numba cache is warm), and is
+repeated; the median wall time and the largest peak RSS are reported. `cold_start` empties a
+private numba cache first. Figures go into docs/performance.md by hand, with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DRAM_SNIPPET = """
+import sys, time, numpy as np
+from hwsim.dram_pim.spec import load_dram_spec
+from hwsim.dram_pim.controller import simulate
+from hwsim.mapping.address import encode
+spec = load_dram_spec(preset="GDDR6_16Gbps_x16")
+n = int(sys.argv[2])
+kind = sys.argv[1]
+if kind == "sequential":
+    addrs = np.arange(n, dtype=np.uint64) * 32
+elif kind == "random":
+    addrs = np.random.default_rng(1).integers(0, spec.organization.capacity_bytes // 32, n).astype(np.uint64) * 32
+else:  # same-bank row conflicts: every request a new row of bank 0
+    addrs = encode(spec, {"row": np.arange(n) % spec.organization.rows})
+simulate(spec, addrs[:10], np.zeros(10, bool))  # load the compiled kernel from the numba cache
+t0 = time.perf_counter()
+res = simulate(spec, addrs, np.zeros(n, bool))
+print(time.perf_counter() - t0, res.stats["cycles"])
+"""
+
+
+def _run(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MiB of the child, stdout)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(rss, before) / 1024.0, out.stdout
+
+
+def dram(kind: str, n: int, repeats: int) -> dict:
+    cmd = [sys.executable, "-c", DRAM_SNIPPET, kind, str(n)]
+    _run(cmd)  # warm the numba cache
+    sims, rss, cycles = [], 0.0, 0
+    for _ in range(repeats):
+        _, r, out = _run(cmd)
+        sim_s, cycles = out.split()
+        sims.append(float(sim_s))
+        rss = max(rss, r)
+    med = statistics.median(sims)
+    return {"scenario": f"dram_{kind}", "requests": n, "cycles": int(cycles), "sim_s_median": med,
+            "requests_per_s": n / med, "peak_rss_MiB": rss, "target": ">= 1,000,000 requests/s"}
+
+
+def cli(name: str, args: list[str], repeats: int, target: str, env: dict | None = None,
+        warm: bool = True) -> dict:
+    cmd = [sys.executable, "-m", "hwsim", *args]
+    if warm:
+        _run(cmd, env)
+    walls, rss = [], 0.0
+    for _ in range(repeats):
+        w, r, _ = _run(cmd, env)
+        walls.append(w)
+        rss = max(rss, r)
+    return {"scenario": name, "wall_s_median": statistics.median(walls), "peak_rss_MiB": rss, "target": target}
+
+
+def cold_start(repeats: int) -> dict:
+    walls = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+            w, _, _ = _run([sys.executable, "-m", "hwsim", "run", "workloads/smoke.yaml", "-o",
+                            f"{out}/r", "--json"], env)
+            walls.append(w)
+    return {"scenario": "cold_start_smoke", "wall_s_median": statistics.median(walls), "target": "< 15 s"}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and smaller inputs")
+    ap.add_argument("--json", help="write the results as JSON")
+    ap.add_argument("--only", nargs="*", help="scenario names to run (dram, pim_gpt, t3, cold, warm)")
+    args = ap.parse_args()
+    repeats = 1 if args.quick else 3
+    n = 20_000 if args.quick else 100_000
+    only = set(args.only or ["dram", "pim_gpt", "t3", "cold", "warm"])
+    results = []
+    tmp = tempfile.mkdtemp()
+    if "dram" in only:
+        for kind in ("sequential", "random", "conflict"):
+            results.append(dram(kind, n, repeats))
+    if "warm" in only:
+        results.append(cli("warm_start_smoke", ["run", "workloads/smoke.yaml", "-o", f"{tmp}/smoke",
+                                                "--overwrite", "--json"], repeats, "< 2 s"))
+    if "cold" in only:
+        results.append(cold_start(repeats))
+    if "pim_gpt" in only and (ROOT / "workloads/pim_gpt").is_dir():
+        results.append(cli("pim_gpt_suite", ["suite", "workloads/pim_gpt", "-o", f"{tmp}/pim", "--overwrite",
+                                             "--json"], 1, "< 60 s, peak RSS < 2 GB"))
+    if "t3" in only and (ROOT / "workloads/t3").is_dir():
+        results.append(cli("t3_suite", ["suite", "workloads/t3", "-o", f"{tmp}/t3", "--overwrite", "--json"],
+                           1, "< 180 s"))
+    machine = {"python": platform.python_version(), "machine": platform.machine(),
+               "processor": platform.processor() or platform.uname().machine, "cpus": os.cpu_count()}
+    for r in results:
+        print(json.dumps(r))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
