@@ -45,7 +45,7 @@ class LoadedWorkload:
 
 
 def _kind_module(kind: str, file: str):
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise InputError(file, "kind", f"got {kind!r}; expected one of {', '.join(KINDS)}")
     module, cls_name, run_name = KINDS[kind]
     try:
