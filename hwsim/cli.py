@@ -136,6 +136,45 @@ def cmd_suite(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from hwsim.sweep import run_sweep
+
+    out = args.out or str(Path("runs") / f"sweep-{Path(args.workload).stem}")
+    report = run_sweep(args.workload, args.grid, out, base_overrides=args.set, jobs=args.jobs,
+                       scheduler=args.scheduler)
+    if args.json:
+        from hwsim.outputs import dumps_json
+        sys.stdout.write(dumps_json(report))
+    else:
+        from hwsim.report import print_rows
+        keys = list(report["grid"])
+        metrics = [k for k in report["points"][0] if k not in keys and k != "point"][:6]
+        print_rows(["point", *keys, *metrics], [[p[k] for k in ["point", *keys, *metrics]]
+                                                for p in report["points"]], title=f"sweep -> {out}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from hwsim.compare import compare_runs
+
+    headers, rows = compare_runs(args.runs)
+    if args.json:
+        import json
+        print(json.dumps({"headers": headers, "rows": rows}, indent=2))
+    else:
+        from hwsim.report import print_rows
+        print_rows(headers, rows)
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from hwsim.plot import plot_folder
+
+    for path in plot_folder(args.folder, args.metric):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = _Parser(prog="hwsim", description="Cycle-accurate simulator of memory-centric accelerators "
@@ -188,6 +227,30 @@ def build_parser() -> argparse.ArgumentParser:
     dram_source(sp)
     sp.add_argument("--json", metavar="OUT", help="write the report as JSON")
     sp.add_argument("--max-report", type=int, default=50, help="violations to print")
+
+    sp = add("sweep", "Run a workload over a parameter grid (local processes or a Dask cluster).",
+             "  hwsim sweep workloads/dram/random.yaml --grid controller.read_queue=8,32 -o runs/sw\n"
+             "  hwsim sweep W.yaml --grid hardware.pim.channels=4,8,16,32 --jobs 2\n"
+             "  hwsim sweep W.yaml --grid run.generated_tokens=16,32 --scheduler tcp://10.0.0.5:8786\n",
+             cmd_sweep)
+    sp.add_argument("workload")
+    sp.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2",
+                    help="a swept field and its values (repeat for a cartesian product)")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="fixed override for every point")
+    sp.add_argument("--jobs", type=int, default=1, help="local worker processes")
+    sp.add_argument("--scheduler", help="dask.distributed scheduler address (needs hwsim[distributed])")
+    sp.add_argument("-o", "--out", help="sweep folder (default runs/sweep-<workload>); rerun to resume")
+    sp.add_argument("--json", action="store_true", help="print sweep.json")
+
+    sp = add("compare", "Compare the summaries of saved runs side by side, with ratios to the first.",
+             "  hwsim compare runs/a runs/b\n", cmd_compare)
+    sp.add_argument("runs", nargs="+", help="run folders (holding summary.json)")
+    sp.add_argument("--json", action="store_true")
+
+    sp = add("plot", "Draw PNG/SVG figures (with their CSVs) from a run, suite or sweep folder.",
+             "  hwsim plot runs/sweep-random\n  hwsim plot runs/suite-pim_gpt\n", cmd_plot)
+    sp.add_argument("folder")
+    sp.add_argument("--metric", action="append", help="sweep metric to plot (repeatable; default: the first few)")
 
     sp = add("presets", "List shipped presets with a one-line description.",
              "  hwsim presets\n  hwsim presets gpu\n", cmd_presets)

@@ -130,10 +130,12 @@ def _convert(tp: Any, value: Any, file: str, path: str) -> Any:
         args = get_args(tp)
         item_tp = args[0] if args else Any
         return tuple(_convert(item_tp, v, file, f"{path}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
+    if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise InputError(file, path, f"got {value!r}; expected a mapping")
         _, vt = get_args(tp) or (str, Any)
+        if vt is Any:
+            return dict(value)
         return {str(k): _convert(vt, v, file, f"{path}.{k}") for k, v in value.items()}
     if tp is Any:
         return value
@@ -252,7 +254,7 @@ def _schema_of(tp: Any) -> dict:
     if origin in (tuple, list):
         args = get_args(tp)
         return {"type": "array", "items": _schema_of(args[0]) if args else {}}
-    if origin is dict:
+    if origin is dict or tp is dict:
         return {"type": "object"}
     return {int: {"type": "integer"}, float: {"type": "number"}, str: {"type": "string"},
             bool: {"type": "boolean"}, type(None): {"type": "null"}}.get(tp, {})
