@@ -77,7 +77,7 @@ def generate(dspec: DramSpec, t: Traffic) -> tuple[np.ndarray, np.ndarray]:
     return addrs, is_write
 
 
-def run(wl, **_options):
+def run(wl, trace: str | None = None, **_options):
     from hwsim.workload import RunResult
 
     cfg: DramWorkload = wl.config
@@ -86,7 +86,10 @@ def run(wl, **_options):
     dspec = load_dram_spec(preset=src.preset, spec_file=spec_file, overrides=src.overrides or None,
                            file=wl.file, path="dram")
     addrs, is_write = generate(dspec, cfg.traffic)
-    res = simulate(dspec, addrs, is_write, record=cfg.dump_commands)
+    res = simulate(dspec, addrs, is_write, record=cfg.dump_commands or trace is not None)
+    if trace is not None:
+        from hwsim.timeline import dram_command_timeline
+        dram_command_timeline(dspec, res.commands).write(trace)
     stats = {k: v for k, v in res.stats.items() if k not in ("wall_s", "requests_per_s")}
     summary = {k: stats[k] for k in ("cycles", "time_ns", "reads", "writes", "row_hits", "row_misses",
                                      "row_conflicts", "row_hit_rate", "read_latency_avg_cycles",
