@@ -97,7 +97,7 @@ def _type_name(tp: Any) -> str:
         return "a list"
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in get_args(tp))
-    if origin is dict:
+    if origin is dict or tp is dict:
         return "a mapping"
     return {int: "an integer", float: "a number", str: "a string", bool: "true/false",
             type(None): "null"}.get(tp, str(tp))
