@@ -154,6 +154,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 q = wq if write_mode[ch] else rq
                 qlen = wq_len if write_mode[ch] else rq_len
                 sel_hit = False
+                last_bank, last_c, last_e = -1, -1, 0  # reuse earliest() for runs of one bank and command
                 limit = min(qlen[ch], 1) if cfg[C_FCFS] else qlen[ch]
                 for k in range(limit):
                     i = q[ch, k]
@@ -170,7 +171,9 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                         c = PRE
                         if n_activated[bank] > 0:
                             continue
-                    e = earliest(st, c, bank)
+                    if bank != last_bank or c != last_c:
+                        last_bank, last_c, last_e = bank, c, earliest(st, c, bank)
+                    e = last_e
                     if e > t:
                         if e < next_t:
                             next_t = e
