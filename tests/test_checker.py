@@ -25,7 +25,7 @@ TIMING = {"tCK_ps": 1000, "nBL": 2, "nCL": 11, "nCWL": 5, "nRCD_RD": 16, "nRCD_W
           "nRRD_L": 7, "nWTR_S": 3, "nWTR_L": 8, "nFAW": 40, "nRFC": 100, "nREFI": 1000,
           "nRFCpb": 60, "nRTW": 4, "nRCD_MAC": 17, "nMAC_RES": 19, "nGB_MAC": 21, "nRMW": 12}
 # Derived gaps: nWR 5+2+15=22, nWR_UPD 5+2+12+15=34, nRMW 5+2+12=19, nRTP+nRP 20, nWR+nRP 36,
-# nWTR_L 5+2+8=15, nWTR_S 5+2+3=10, nRTW 11+2+4-5=12, nGB_MAC 5+2+21=28, nRES_MAC 11+2=13.
+# nWTR_L 5+2+8=15, nWTR_S 5+2+3=10, nRTW 11+2+4-5=12, nGB_MAC 5+2+21=28, nRES_MAC = nCCD_L = 4.
 
 
 def make_spec(**timing):
@@ -100,9 +100,8 @@ CASES = {
     "nGB_MAC/WR_BIAS": ("nGB_MAC", 28, lambda d: [RK("ACT_AB", 0, row=5), RK("WR_BIAS", 1),
                                                   RK("MAC_AB", 29 + d, col=0)]),
     "nMAC_RES": ("nMAC_RES", 19, lambda d: [RK("ACT_AB", 0, row=5), RK("MAC_AB", 17, col=0), RK("RD_MAC", 36 + d)]),
-    "nRES_MAC/MAC_AB": ("nRES_MAC", 13, lambda d: [RK("ACT_AB", 0, row=5), RK("RD_MAC", 10),
-                                                   RK("MAC_AB", 23 + d, col=0)]),
-    "nRES_MAC/WR_BIAS": ("nRES_MAC", 13, lambda d: [RK("RD_MAC", 0), RK("WR_BIAS", 13 + d)]),
+    "nRES_MAC/MAC_AB": ("nRES_MAC", 4, lambda d: [RK("ACT_AB", 0, row=5), RK("RD_MAC", 20),
+                                                  RK("MAC_AB", 24 + d, col=0)]),
     # Same channel (data bus), also across ranks.
     "nBL_RD": ("nBL_RD", 2, lambda d: [RK("RD_MAC", 0), RK("RD_MAC", 2 + d)]),
     "nBL_RD/ranks": ("nBL_RD", 2, lambda d: [ACT(0), ACT(1, rank=1), COL("RD", 30),

@@ -42,7 +42,7 @@ CASES = {
     "nCCD_MAC": ([(Cmd.ACT_AB, 0, 0), (Cmd.MAC_AB, 0, 17)], Cmd.MAC_AB, 0, 24, "17+nCCD_L"),
     "nGB_MAC": ([(Cmd.ACT_AB, 0, 0), (Cmd.WR_GB, 0, 20)], Cmd.MAC_AB, 0, 28, "20+nCWL+nBL+nGB_MAC"),
     "nMAC_RES": ([(Cmd.ACT_AB, 0, 0), (Cmd.MAC_AB, 0, 17)], Cmd.RD_MAC, 0, 22, "17+nMAC_RES"),
-    "nRES_MAC": ([(Cmd.ACT_AB, 0, 0), (Cmd.RD_MAC, 0, 30)], Cmd.MAC_AB, 0, 43, "30+nCL+nBL"),
+    "nRES_MAC": ([(Cmd.ACT_AB, 0, 0), (Cmd.RD_MAC, 0, 30)], Cmd.MAC_AB, 0, 37, "30+nCCD_L"),
     "nBL_RD": ([(A, 0, 0), (A, 8, 0), (RD, 0, 30)], RD, 8, 32, "30+nBL on the other rank"),
     "nBL_WR": ([(A, 0, 0), (A, 8, 0), (WR, 0, 30)], WR, 8, 32, "30+nBL on the other rank"),
 }

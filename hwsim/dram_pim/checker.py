@@ -96,7 +96,7 @@ def timing_rules(t) -> list[tuple[str, str, tuple, tuple, int]]:
         ("nCCD_MAC", SAME_RANK, (C.MAC_AB,), (C.MAC_AB,), t.nCCD_L),
         ("nGB_MAC", SAME_RANK, (C.WR_GB, C.WR_BIAS), (C.MAC_AB,), wr_end + t.nGB_MAC),
         ("nMAC_RES", SAME_RANK, (C.MAC_AB,), (C.RD_MAC,), t.nMAC_RES),
-        ("nRES_MAC", SAME_RANK, (C.RD_MAC,), (C.MAC_AB, C.WR_BIAS), t.nCL + t.nBL),
+        ("nRES_MAC", SAME_RANK, (C.RD_MAC,), (C.MAC_AB,), t.nCCD_L),
         # Same channel: one burst at a time on the data bus.
         ("nBL_RD", SAME_CHANNEL, BUS_RD, BUS_RD, t.nBL),
         ("nBL_WR", SAME_CHANNEL, BUS_WR, BUS_WR, t.nBL),

@@ -71,7 +71,9 @@ RULES: tuple[Rule, ...] = (
     Rule("nGB_MAC", RANK_LEVEL, (Cmd.WR_GB, Cmd.WR_BIAS), (Cmd.MAC_AB,),
          lambda t: t.nCWL + t.nBL + t.nGB_MAC),
     Rule("nMAC_RES", RANK_LEVEL, (Cmd.MAC_AB,), (Cmd.RD_MAC,), lambda t: t.nMAC_RES),
-    Rule("nRES_MAC", RANK_LEVEL, (Cmd.RD_MAC,), (Cmd.MAC_AB, Cmd.WR_BIAS), lambda t: t.nCL + t.nBL),
+    # AiM reads the MAC registers with nCLREG = 0: the accumulator is free once RD_MAC has latched it;
+    # one column slot (nCCD_L) is reserved before the next MAC accumulates.
+    Rule("nRES_MAC", RANK_LEVEL, (Cmd.RD_MAC,), (Cmd.MAC_AB,), lambda t: t.nCCD_L),
     # Same channel: the data bus.
     Rule("nBL_RD", CHANNEL, _BUS_RD, _BUS_RD, lambda t: t.nBL),
     Rule("nBL_WR", CHANNEL, _BUS_WR, _BUS_WR, lambda t: t.nBL),
