@@ -1,0 +1,692 @@
+"""The PIM hardware of PIM-GPT: AiM-style GDDR6 channels whose 16 banks each have a BF16 MAC unit
+(16 multipliers, an adder tree and an accumulator) fed from a per-channel global buffer (GB).
+
+`PimSpec` is the configuration (preset `hwsim/presets/pim/pim_gpt.yaml`), `PimSystem` the timed
+device: a `Device` plus a `StreamIssuer` for the configured channel count. Its operations issue
+real command streams (docs/pim_mapping.md) with exact timing:
+
+* `vmm(placement)`: y = x W per a `Placement` (WR_GB broadcast, ACT_AB, MAC_AB, RD_MAC, PREA);
+* `kv_append(layer, token)`: write k_t (row-major) and v_t (column-major) with ACT/WR/PRE;
+* `kv_score_placement` / `kv_context_placement`: attention VMMs against the stored K and V;
+* refresh (`deferred`): every instruction (`vmm`, `kv_append`) first issues the REFab owed at its
+  start (an instruction boundary; `flush_refresh()` does the same on demand), and inside an
+  instruction a forced burst is issued at the next row boundary once `max_postponed_refreshes` are
+  owed (JEDEC postponement limit), so traces pass the checker's 9 x tREFI rule.
+
+Exact memoisation: a VMM whose placement signature (layout up to a row offset) and relative
+device state at its start equal an earlier one's replays the stored relative result and end state
+(docs/pim_mapping.md §7). Runs with a forced in-instruction refresh are phase-dependent: they are
+never stored, and a stored run is replayed only if no refresh could be forced during it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+from numba import njit
+
+from hwsim.config import build, deep_merge, spec
+from hwsim.dram_pim.commands import META, N_CMDS, RANK, Cmd
+from hwsim.dram_pim.controller import CommandLog, command_csv
+from hwsim.dram_pim.constraints import compile_timing
+from hwsim.dram_pim.device import (H_BANKS_PER_CHANNEL, H_BANKS_PER_RANK, H_OPEN, Device, bank_state_ok, earliest,
+                                   issue)
+from hwsim.dram_pim.spec import DramSpec, load_dram_spec, with_channels
+from hwsim.dram_pim.stream import StreamIssuer
+from hwsim.errors import InputError
+from hwsim.mapping.lowering import LoweredOp, lower_vmm
+from hwsim.mapping.partition import Placement, placement_signature
+from hwsim.presets import list_presets, load_preset, preset_payload
+
+
+# ------------------------------------------------------------------------------------------------
+# Configuration
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class PimSpec:
+    """PIM-GPT processing-in-memory hardware (AiM-style GDDR6 channels with per-bank MAC units)."""
+
+    dram: str = spec("DRAM preset the PIM channels use (timing and organisation; hwsim/presets/dram)",
+                     default="GDDR6_AiM")
+    dram_overrides: dict[str, Any] = spec("nested overrides of that DRAM preset (e.g. {timing: {nRCD_MAC: 40}})",
+                                          default_factory=dict)
+    channels: int = spec("PIM channels; each has 16 banks with MAC units, a global buffer and its own "
+                         "command stream driven by the ASIC", min=1)
+    mac_lanes: int = spec("BF16 multipliers per bank MAC unit (adder tree + accumulator behind them); one "
+                          "MAC_AB consumes one 32 B column per bank", min=1)
+    element_bytes: int = spec("bytes per weight/activation element (BF16)", unit="B", min=1, default=2)
+    global_buffer_bytes: int = spec("global buffer per channel holding the broadcast input chunk (single-buffered)",
+                                    unit="B", min=1)
+    accumulator: Literal["fp32", "bf16"] = spec(
+        "MAC accumulator precision (functional results only; RD_MAC rounds to result_format)", default="fp32")
+    result_format: Literal["bf16", "fp32"] = spec(
+        "what RD_MAC returns per bank: bf16 (16 banks x 2 B = one 32 B burst) or fp32 (two bursts)",
+        default="bf16")
+    refresh: Literal["deferred", "none"] = spec(
+        "deferred: REFab owed are issued at the start of every PIM instruction (an instruction boundary) "
+        "and, once max_postponed_refreshes are owed, at the next row boundary inside one; none: no refresh",
+        default="deferred")
+    max_postponed_refreshes: int = spec("refreshes that may be owed before one is forced (JEDEC: 8)", min=1,
+                                        default=8)
+    overlap_activate: bool = spec("issue the first ACT_AB of a global-buffer window before its WR_GB "
+                                  "broadcast (hides tRCD_MAC behind the broadcast)", default=True)
+    name: str = spec("preset name", default="custom")
+
+    def validate(self, file, path):
+        where = (lambda f: f"{path}.{f}" if path else f)
+        if self.dram not in list_presets("dram"):
+            raise InputError(file, where("dram"),
+                             f"unknown dram preset {self.dram!r}; valid: {', '.join(list_presets('dram'))}")
+        ds = load_dram_spec(preset=self.dram, overrides=self.dram_overrides or None, file=file,
+                            path=where("dram_overrides"))
+        o = ds.organization
+        if o.ranks != 1:
+            raise InputError(file, where("dram_overrides"), f"got {o.ranks} ranks; the PIM model needs 1 rank per "
+                                                            "channel (all-bank commands act on one rank)")
+        if self.mac_lanes * self.element_bytes != o.burst_bytes:
+            raise InputError(file, where("mac_lanes"),
+                             f"got {self.mac_lanes}; mac_lanes x element_bytes must equal the {o.burst_bytes} B "
+                             f"column a MAC_AB reads (expected {o.burst_bytes // self.element_bytes})")
+        if self.global_buffer_bytes % o.burst_bytes:
+            raise InputError(file, where("global_buffer_bytes"),
+                             f"got {self.global_buffer_bytes}; expected a multiple of the {o.burst_bytes} B burst")
+
+    # ---- derived ---------------------------------------------------------------------------------
+    @cached_property
+    def dram_spec(self) -> DramSpec:
+        """The DRAM spec of the PIM device, with `channels` channels."""
+        ds = load_dram_spec(preset=self.dram, overrides=self.dram_overrides or None)
+        return with_channels(ds, self.channels)
+
+    @property
+    def banks_per_channel(self) -> int:
+        o = self.dram_spec.organization
+        return o.ranks * o.banks_per_rank
+
+    @property
+    def banks_total(self) -> int:
+        return self.channels * self.banks_per_channel
+
+    @property
+    def row_elems(self) -> int:
+        return self.dram_spec.organization.row_bytes // self.element_bytes
+
+    @property
+    def rows_per_bank(self) -> int:
+        return self.dram_spec.organization.rows
+
+    @property
+    def gb_elems(self) -> int:
+        return self.global_buffer_bytes // self.element_bytes
+
+    @property
+    def burst_bytes(self) -> int:
+        return self.dram_spec.organization.burst_bytes
+
+    @property
+    def readout_bursts(self) -> int:
+        """RD_MAC bursts per readout of the banks' accumulators."""
+        per = 2 if self.result_format == "bf16" else 4
+        return -(-(self.banks_per_channel * per) // self.burst_bytes)
+
+    @property
+    def tCK_ps(self) -> int:
+        return self.dram_spec.timing.tCK_ps
+
+    @property
+    def capacity_bytes(self) -> int:
+        return self.dram_spec.organization.capacity_bytes
+
+
+def load_pim(value: Any, file: str | None = None, path: str = "pim") -> PimSpec:
+    """A PimSpec from a preset name, `{preset: NAME, channels: N, ...overrides}` or a full mapping."""
+    if isinstance(value, PimSpec):
+        return value
+    if isinstance(value, str):
+        value = {"preset": value}
+    if not isinstance(value, dict):
+        raise InputError(file, path, f"got {value!r}; expected a pim preset name or a mapping")
+    if "preset" in value:
+        name = value["preset"]
+        if not isinstance(name, str) or name not in list_presets("pim"):
+            raise InputError(file, f"{path}.preset",
+                             f"unknown pim preset {name!r}; valid: {', '.join(list_presets('pim'))}")
+        base = preset_payload(load_preset("pim", name, file=file, path=f"{path}.preset"))
+        value = deep_merge({"name": name, **base}, {k: v for k, v in value.items() if k != "preset"})
+    return build(PimSpec, value, file=file, path=path)
+
+
+# ------------------------------------------------------------------------------------------------
+# Results
+# ------------------------------------------------------------------------------------------------
+PHASES = ("broadcast", "row", "mac", "readout", "write", "refresh")
+_PHASE_OF = np.full(N_CMDS, 1, dtype=np.int64)   # ACT/PRE/PREA/ACT_AB -> row
+_PHASE_OF[[Cmd.WR_GB]] = 0
+_PHASE_OF[[Cmd.MAC_AB]] = 2
+_PHASE_OF[[Cmd.RD_MAC, Cmd.RD, Cmd.RDA]] = 3
+_PHASE_OF[[Cmd.WR, Cmd.WRA, Cmd.WR_BIAS, Cmd.UPD]] = 4
+_PHASE_OF[[Cmd.REFab, Cmd.REFpb]] = 5
+
+
+@dataclass(frozen=True)
+class VmmResult:
+    """One PIM instruction (a VMM, a KV append or a refresh flush). Ticks are command-clock cycles
+    (`tCK_ps` each); `end_tick` is when the last data is back (the PIM is idle again)."""
+
+    name: str
+    start_tick: int
+    end_tick: int
+    tCK_ps: int
+    channels: int
+    commands: dict[str, int]
+    row_hits: int
+    row_misses: int
+    bytes_in: int           # ASIC -> PIM bus bytes (WR_GB, WR, WR_BIAS bursts)
+    bytes_out: int          # PIM -> ASIC bus bytes (RD_MAC, RD bursts)
+    macs: int               # useful BF16 multiply-accumulates
+    cycles: dict[str, int]  # the critical channel's cycles by phase (sum = latency_cycles)
+    active_channel_cycles: int   # sum over channels of the cycles with a row open
+    refreshes: int
+    memo_hit: bool = field(default=False, compare=False)
+    trace: CommandLog | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def latency_cycles(self) -> int:
+        return self.end_tick - self.start_tick
+
+    @property
+    def latency_ps(self) -> int:
+        return self.latency_cycles * self.tCK_ps
+
+    @property
+    def latency_ns(self) -> float:
+        return self.latency_ps / 1000.0
+
+    @property
+    def row_hit_rate(self) -> float:
+        n = self.row_hits + self.row_misses
+        return self.row_hits / n if n else 0.0
+
+    def trace_rows(self, dspec: DramSpec) -> list[tuple]:
+        """The command trace as checker rows (tick, channel, rank, bankgroup, bank, row, column, Cmd)."""
+        if self.trace is None:
+            raise ValueError("no trace recorded: create the PimSystem with record=True")
+        return trace_rows(dspec, self.trace)
+
+    def trace_csv(self, dspec: DramSpec) -> str:
+        if self.trace is None:
+            raise ValueError("no trace recorded: create the PimSystem with record=True")
+        return command_csv(dspec, self.trace)
+
+
+def trace_rows(dspec: DramSpec, log: CommandLog) -> list[tuple]:
+    """CommandLog -> rows for `hwsim.dram_pim.checker.check_trace` (same fields as `command_csv`)."""
+    o = dspec.organization
+    b = log.bank
+    ch = b // (o.ranks * o.banks_per_rank)
+    rank = (b // o.banks_per_rank) % o.ranks
+    bg = (b // o.banks_per_group) % o.bankgroups
+    bk = b % o.banks_per_group
+    cmds = [Cmd(c) for c in range(N_CMDS)]
+    rank_scope = np.array([META[c].scope == RANK for c in cmds])
+    uses_row = np.isin(np.arange(N_CMDS), [Cmd.ACT, Cmd.ACT_AB, Cmd.RD, Cmd.WR, Cmd.RDA, Cmd.WRA, Cmd.UPD])
+    uses_col = np.isin(np.arange(N_CMDS), [Cmd.RD, Cmd.WR, Cmd.RDA, Cmd.WRA, Cmd.UPD, Cmd.MAC_AB])
+    rs = rank_scope[log.cmd]
+    bg = np.where(rs, -1, bg)
+    bk = np.where(rs, -1, bk)
+    row = np.where(uses_row[log.cmd], log.row, -1)
+    col = np.where(uses_col[log.cmd], log.column, -1)
+    return [(t, c, r, g, k, w, cl, cmds[m]) for t, c, r, g, k, w, cl, m in
+            zip(log.tick.tolist(), ch.tolist(), rank.tolist(), bg.tolist(), bk.tolist(), row.tolist(),
+                col.tolist(), log.cmd.tolist())]
+
+
+# ------------------------------------------------------------------------------------------------
+# Issue kernel: in-order per channel (as StreamIssuer) plus deferred-refresh insertion
+# ------------------------------------------------------------------------------------------------
+_ACT, _ACT_AB, _REFAB = int(Cmd.ACT), int(Cmd.ACT_AB), int(Cmd.REFab)
+
+
+@njit(cache=True)
+def _issue_pim(st, cmd, bank, row, start_tick, channel_tick, out_tick, ref_on, nrefi, max_post, ref_issued,
+               ref_tick, ref_bank, ref_before):
+    """Issue `cmd` in order (one command per channel per tick, each at its earliest legal tick).
+    With `ref_on`, before an ACT/ACT_AB that finds all banks of its channel closed, if
+    floor(tick / nrefi) - ref_issued[c] >= max_post, every owed REFab is issued first.
+    Returns the number of REFab inserted, -1 if the refresh buffer is full, or -(k + 2) if
+    command k's bank-state precondition fails."""
+    bpc = st[H_BANKS_PER_CHANNEL]
+    bpr = st[H_BANKS_PER_RANK]
+    off_open = st[H_OPEN]
+    n_ref = 0
+    cap = ref_tick.shape[0]
+    for k in range(cmd.shape[0]):
+        b = bank[k]
+        c = b // bpc
+        ck = cmd[k]
+        if ref_on and (ck == _ACT or ck == _ACT_AB):
+            t0 = max(channel_tick[c], start_tick)
+            owed = t0 // nrefi - ref_issued[c]
+            if owed >= max_post:
+                closed = True
+                for bb in range(c * bpc, (c + 1) * bpc):
+                    if st[off_open + bb] != -1:
+                        closed = False
+                        break
+                if closed:
+                    for _ in range(owed):
+                        for rb in range(c * bpc, (c + 1) * bpc, bpr):
+                            if n_ref >= cap:
+                                return -1
+                            t = max(earliest(st, _REFAB, rb), channel_tick[c], start_tick)
+                            issue(st, _REFAB, rb, -1, t)
+                            channel_tick[c] = t + 1
+                            ref_tick[n_ref] = t
+                            ref_bank[n_ref] = rb
+                            ref_before[n_ref] = k
+                            n_ref += 1
+                        ref_issued[c] += 1
+        if not bank_state_ok(st, ck, b, row[k]):
+            return -(k + 2)
+        t = max(earliest(st, ck, b), channel_tick[c], start_tick)
+        issue(st, ck, b, row[k], t)
+        out_tick[k] = t
+        channel_tick[c] = t + 1
+    return n_ref
+
+
+# ------------------------------------------------------------------------------------------------
+# The timed PIM system
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class _MemoEntry:
+    result: VmmResult            # relative: start 0
+    ready: np.ndarray            # end state relative to start (clamped at 0)
+    open_row: np.ndarray         # relative to the placement's first row (-1 closed)
+    win_hist: np.ndarray         # [n, pos, ticks relative to start...]
+    channel_tick: np.ndarray     # relative
+    last_issue: np.ndarray       # per channel, relative (for the refresh-validity check)
+    trace: tuple | None          # (tick, cmd, bank, row, column) relative, or None
+
+
+class PimSystem:
+    """Timed PIM device: issues PIM instructions and keeps the clock and the counters.
+
+    `tick` is the command-clock cycle at which the PIM is idle (every instruction starts at or after
+    it and ends when its last data is back). With `record=True` every issued command is kept
+    (`command_log()`, `trace_rows()`) and each result carries its own trace."""
+
+    def __init__(self, pim_spec: PimSpec, model_placement=None, *, record: bool = False):
+        self.spec = pim_spec
+        self.dram: DramSpec = pim_spec.dram_spec
+        self.model_placement = model_placement
+        self.record = record
+        self.device = Device(self.dram)
+        self.issuer = StreamIssuer(self.device)
+        t = self.dram.timing
+        self.tCK_ps = t.tCK_ps
+        self._done = np.ones(N_CMDS, dtype=np.int64)          # issue -> completion offsets
+        self._done[[Cmd.RD, Cmd.RDA, Cmd.RD_MAC]] = t.nCL + t.nBL
+        self._done[[Cmd.WR, Cmd.WRA, Cmd.WR_GB, Cmd.WR_BIAS, Cmd.UPD]] = t.nCWL + t.nBL
+        self._done[[Cmd.REFab]] = t.nRFC
+        self._done[[Cmd.REFpb]] = max(t.nRFCpb, 1)
+        ct = compile_timing(t)
+        self._max_gap = int(ct.lat.max()) + t.nRFC + 1
+        # Window-rule history older than the longest window latency can no longer constrain anything.
+        self._hist_floor = -int(max(ct.win_lat.max(), 0)) - 1
+        self._win_count = ct.win_count.astype(np.int64)
+        self._memo: dict[tuple, _MemoEntry] = {}
+        self.reset()
+
+    # ---- state -----------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Fresh device state, clock 0, counters 0 (the memo is kept: it is state-relative)."""
+        self.device = Device(self.dram)
+        self.issuer = StreamIssuer(self.device)
+        self.tick = 0
+        self.counts = np.zeros(N_CMDS, dtype=np.int64)
+        self.row_hits = self.row_misses = 0
+        self.bytes_in = self.bytes_out = 0
+        self.macs = 0
+        self.active_channel_cycles = 0
+        self.ref_issued = np.zeros(self.spec.channels, dtype=np.int64)
+        self.memo_hits = self.memo_misses = 0
+        self._log: list[tuple[np.ndarray, ...]] = []
+
+    @property
+    def now_ps(self) -> int:
+        return self.tick * self.tCK_ps
+
+    def advance_to(self, tick: int) -> None:
+        """Move the idle clock forward (e.g. while the ASIC computes)."""
+        self.tick = max(self.tick, int(tick))
+
+    # ---- operations ------------------------------------------------------------------------------
+    def vmm(self, placement: Placement, *, memo: bool = True, start_tick: int | None = None) -> VmmResult:
+        """y = x @ W per `placement`, starting at max(start_tick, tick). Under the deferred refresh
+        policy the REFab owed at this instruction boundary are issued first and are part of the result
+        (commands, cycles["refresh"]); the VMM proper is memoised on the state after them."""
+        start = self.tick if start_tick is None else max(self.tick, int(start_tick))
+        pre = self.flush_refresh(start_tick=start)
+        if pre is not None:
+            start = pre.end_tick
+        key = base = None
+        res = None
+        if memo:
+            base = placement.row_range[0]
+            key = (placement_signature(placement), self._rel_state(start, base))
+            entry = self._memo.get(key)
+            if entry is not None and self._memo_valid(entry, start):
+                self.memo_hits += 1
+                res = self._replay(entry, placement.name, start, base)
+            else:
+                self.memo_misses += 1
+        if res is None:
+            res, entry = self._run(lower_vmm(placement, self.spec), placement.name, start, want_memo=memo, base=base)
+            if memo and entry is not None:
+                self._memo[key] = entry
+        return res if pre is None else _merge(pre, res)
+
+    def lower(self, placement: Placement) -> LoweredOp:
+        """The command arrays `vmm` would issue (no timing)."""
+        return lower_vmm(placement, self.spec)
+
+    def kv_append(self, layer: int, token: int, *, start_tick: int | None = None) -> VmmResult:
+        """Write k_t and v_t of token `token` (0-based) of layer `layer` into the reserved KV region."""
+        kv = self._kv()
+        low = kv.append_commands(layer, token)
+        start = self.tick if start_tick is None else max(self.tick, int(start_tick))
+        pre = self.flush_refresh(start_tick=start)
+        if pre is not None:
+            start = pre.end_tick
+        res, _ = self._run(low, f"L{layer}.attn.kv_write@{token}", start, want_memo=False)
+        return res if pre is None else _merge(pre, res)
+
+    def kv_score_placement(self, layer: int, ctx: int) -> Placement:
+        """Placement of q . K^T over the first `ctx` cached tokens (x = q, y[h*ctx + t])."""
+        return self._kv().score_placement(layer, ctx)
+
+    def kv_context_placement(self, layer: int, ctx: int) -> Placement:
+        """Placement of p . V over the first `ctx` cached tokens (x = p head-major, y[h*d_head + i])."""
+        return self._kv().context_placement(layer, ctx)
+
+    def _kv(self):
+        if self.model_placement is None:
+            raise ValueError("no model placed: create PimSystem(pim_spec, place_model(...))")
+        return self.model_placement.kv
+
+    # ---- refresh ---------------------------------------------------------------------------------
+    def refresh_due(self, tick: int | None = None) -> int:
+        """REFab owed (the most of any channel) at `tick` (default: now) under the deferred policy."""
+        if self.spec.refresh == "none":
+            return 0
+        t = self.tick if tick is None else int(tick)
+        return int(max(0, (t // self.dram.timing.nREFI - self.ref_issued).max()))
+
+    def flush_refresh(self, *, start_tick: int | None = None) -> VmmResult | None:
+        """Issue every owed REFab (all channels), at an instruction boundary; None if none is owed."""
+        start = self.tick if start_tick is None else max(self.tick, int(start_tick))
+        if self.spec.refresh == "none":
+            return None
+        owed = start // self.dram.timing.nREFI - self.ref_issued
+        if owed.max() <= 0:
+            return None
+        B = self.spec.banks_per_channel
+        cmds, banks = [], []
+        for c in range(self.spec.channels):
+            n = int(owed[c])
+            if n <= 0:
+                continue
+            if (self.device.open_row[c * B:(c + 1) * B] != -1).any():
+                cmds.append(int(Cmd.PREA)); banks.append(c * B)
+            cmds += [int(Cmd.REFab)] * n
+            banks += [c * B] * n
+        low = LoweredOp(np.array(cmds, np.int64), np.array(banks, np.int64), np.full(len(cmds), -1, np.int64),
+                        np.full(len(cmds), -1, np.int64), macs=0, bank_accesses=0, row_misses=0)
+        self.ref_issued += np.maximum(owed, 0)
+        res, _ = self._run(low, "refresh", start, want_memo=False)
+        return res
+
+    # ---- totals ----------------------------------------------------------------------------------
+    def totals(self) -> dict:
+        """Counters over everything issued since `reset` (commands, bytes, hits, active time)."""
+        return {
+            "tick": self.tick, "tCK_ps": self.tCK_ps, "channels": self.spec.channels,
+            "commands": {Cmd(c).name: int(n) for c, n in enumerate(self.counts) if n},
+            "row_hits": self.row_hits, "row_misses": self.row_misses,
+            "bytes_in": self.bytes_in, "bytes_out": self.bytes_out, "macs": self.macs,
+            "active_channel_cycles": self.active_channel_cycles,
+            "memo_hits": self.memo_hits, "memo_misses": self.memo_misses,
+        }
+
+    def command_log(self) -> CommandLog:
+        """Every command issued since `reset` (record=True), sorted by tick (stable)."""
+        if not self.record:
+            raise ValueError("create the PimSystem with record=True to keep the command log")
+        if not self._log:
+            e = np.zeros(0, np.int64)
+            return CommandLog(e, e, e, e, e)
+        arrs = [np.concatenate([x[i] for x in self._log]) for i in range(5)]
+        o = np.argsort(arrs[0], kind="stable")
+        return CommandLog(*(a[o] for a in arrs))
+
+    def trace_rows(self) -> list[tuple]:
+        return trace_rows(self.dram, self.command_log())
+
+    def trace_csv(self) -> str:
+        return command_csv(self.dram, self.command_log())
+
+    # ---- internals -------------------------------------------------------------------------------
+    def _rel_hist(self, start: int) -> np.ndarray:
+        """Window-rule (tFAW) histories relative to `start`, in a canonical form: each ring rotated to
+        chronological order and full, entries older than the longest window clamped to one floor value
+        (a missing entry and an entry that old constrain nothing, now or after later ACTs)."""
+        h = self.device.win_hist
+        out = np.zeros_like(h)
+        for w, count in enumerate(self._win_count.tolist()):
+            n, pos = h[w, :, 0:1], h[w, :, 1:2]
+            k = np.arange(count)[None, :]
+            slot = (pos - count + k) % count
+            vals = np.take_along_axis(h[w, :, 2:2 + count], slot, axis=1) - start
+            out[w, :, 2:2 + count] = np.where(k >= count - n, np.maximum(vals, self._hist_floor), self._hist_floor)
+            out[w, :, 0] = count
+        return out
+
+    def _rel_state(self, start: int, base: int) -> bytes:
+        """Like `Device.snapshot(start)`, with open rows relative to the placement's first row and the
+        channels' command slots: equal bytes -> identical behaviour from `start` on, up to a row offset."""
+        d = self.device
+        rel = np.maximum(d.ready - start, 0)
+        orow = np.where(d.open_row >= 0, d.open_row - base + (1 << 40), -1)
+        ct = np.maximum(self.issuer.channel_tick - start, 0)
+        return b"".join(a.tobytes() for a in (rel, orow, self._rel_hist(start), ct))
+
+    def _memo_valid(self, entry: _MemoEntry, start: int) -> bool:
+        """A stored run had no refresh inserted; it stays exact iff none would trigger now either."""
+        if self.spec.refresh == "none":
+            return True
+        owed_at_end = (start + entry.last_issue) // self.dram.timing.nREFI - self.ref_issued
+        return bool((owed_at_end < self.spec.max_postponed_refreshes).all())
+
+    def _replay(self, e: _MemoEntry, name: str, start: int, base: int) -> VmmResult:
+        d = self.device
+        d.ready[...] = e.ready + start
+        d.open_row[...] = np.where(e.open_row >= 0, e.open_row + base, -1)
+        h = e.win_hist.copy()
+        h[:, :, 2:] += start
+        d.win_hist[...] = h
+        self.issuer.channel_tick[...] = e.channel_tick + start
+        r = e.result
+        trace = None
+        if e.trace is not None:
+            tk, cm, bk, rw, cl = e.trace
+            trace = CommandLog(tk + start, cm, bk, np.where(rw >= 0, rw + base, rw), cl)
+        res = dataclasses.replace(r, name=name, start_tick=start, end_tick=r.end_tick + start, memo_hit=True,
+                                  trace=trace)
+        self._account(res, trace)
+        return res
+
+    def _run(self, low: LoweredOp, name: str, start: int, *, want_memo: bool, base: int | None = None):
+        d = self.device
+        n = len(low.cmd)
+        t = self.dram.timing
+        ref_on = self.spec.refresh == "deferred"
+        out = np.empty(n, dtype=np.int64)
+        cap = 64 + 4 * self.spec.channels * self.spec.max_postponed_refreshes + (n * self._max_gap) // t.nREFI
+        ref_tick = np.empty(cap, np.int64)
+        ref_bank = np.empty(cap, np.int64)
+        ref_before = np.empty(cap, np.int64)
+        ret = _issue_pim(d.state, low.cmd, low.bank, low.row, int(start), self.issuer.channel_tick, out,
+                         ref_on, t.nREFI, self.spec.max_postponed_refreshes, self.ref_issued,
+                         ref_tick, ref_bank, ref_before)
+        if ret == -1:
+            raise RuntimeError("refresh buffer overflow (internal error)")
+        if ret < -1:
+            k = -ret - 2
+            raise RuntimeError(f"illegal PIM command stream: {Cmd(int(low.cmd[k])).name} to bank {int(low.bank[k])} "
+                               f"row {int(low.row[k])} breaks its bank-state precondition (internal error)")
+        n_ref = ret
+        # Combined command arrays (refreshes spliced in before the command that triggered them).
+        if n_ref:
+            pos = np.arange(n) + np.searchsorted(ref_before[:n_ref], np.arange(n), side="right")
+            rpos = ref_before[:n_ref] + np.arange(n_ref)
+            N = n + n_ref
+            tick = np.empty(N, np.int64); cmd = np.empty(N, np.int64); bank = np.empty(N, np.int64)
+            row = np.empty(N, np.int64); col = np.empty(N, np.int64)
+            tick[pos], cmd[pos], bank[pos], row[pos], col[pos] = out, low.cmd, low.bank, low.row, low.col
+            tick[rpos], cmd[rpos], bank[rpos] = ref_tick[:n_ref], _REFAB, ref_bank[:n_ref]
+            row[rpos] = col[rpos] = -1
+        else:
+            tick, cmd, bank, row, col = out, low.cmd, low.bank, low.row, low.col
+        B = self.spec.banks_per_channel
+        C = self.spec.channels
+        ch = bank // B
+        # Commands are channel-major and in tick order within a channel (refreshes spliced in place).
+        done = tick + self._done[cmd]
+        end_c = np.full(C, start, np.int64)
+        np.maximum.at(end_c, ch, done)
+        last_c = np.full(C, start, np.int64)
+        np.maximum.at(last_c, ch, tick)
+        end = int(end_c.max())
+        counts = np.bincount(cmd, minlength=N_CMDS)
+        # Phase split on the critical channel.
+        cycles = dict.fromkeys(PHASES, 0)
+        if n + n_ref:
+            crit = int(np.argmax(end_c))
+            sel = ch == crit
+            tk, cm = tick[sel], cmd[sel]
+            if len(tk):
+                gap = np.diff(np.r_[start, tk])
+                prev = np.r_[cm[0], cm[:-1]]
+                ph = _PHASE_OF[cm].copy()
+                is_mac = cm == Cmd.MAC_AB
+                base_gap = np.where(is_mac, np.minimum(gap, t.nCCD_L), gap)
+                extra = gap - base_gap
+                acc = np.bincount(ph, weights=base_gap, minlength=len(PHASES))
+                acc += np.bincount(_PHASE_OF[prev], weights=extra, minlength=len(PHASES))
+                tail = int(end_c[crit] - tk[-1])
+                acc[_PHASE_OF[cm[int(np.argmax(done[sel]))]]] += tail
+                cycles = {p: int(v) for p, v in zip(PHASES, acc)}
+        # Bank-open time per channel: opens and closes alternate within each channel.
+        opens = np.isin(cmd, (Cmd.ACT, Cmd.ACT_AB))
+        closes = np.isin(cmd, (Cmd.PRE, Cmd.PREA))
+        active = int(tick[closes].sum() - tick[opens].sum())
+        dangling = np.bincount(ch[opens], minlength=C) - np.bincount(ch[closes], minlength=C)
+        active += int((np.maximum(dangling, 0) * end_c).sum())
+        bb = self.spec.burst_bytes
+        bytes_in = int(counts[Cmd.WR_GB] + counts[Cmd.WR] + counts[Cmd.WRA] + counts[Cmd.WR_BIAS]) * bb
+        bytes_out = int(counts[Cmd.RD_MAC] + counts[Cmd.RD] + counts[Cmd.RDA]) * bb
+        res = VmmResult(name, start, end, self.tCK_ps, C,
+                        {Cmd(c).name: int(v) for c, v in enumerate(counts) if v},
+                        low.bank_accesses - low.row_misses, low.row_misses, bytes_in, bytes_out, low.macs,
+                        cycles, max(active, 0), int(counts[Cmd.REFab]))
+        trace = CommandLog(tick, cmd, bank, row, col) if self.record else None
+        if trace is not None:
+            res = dataclasses.replace(res, trace=trace)
+        entry = None
+        if want_memo and n_ref == 0 and base is not None:
+            entry = _MemoEntry(
+                dataclasses.replace(res, start_tick=0, end_tick=end - start, trace=None),
+                np.maximum(d.ready - start, 0), np.where(d.open_row >= 0, d.open_row - base, -1),
+                self._rel_hist(start),
+                np.maximum(self.issuer.channel_tick - start, 0), last_c - start,
+                (tick - start, cmd, bank, np.where(row >= 0, row - base, row), col) if self.record else None)
+        self._account(res, trace, counts)
+        return res, entry
+
+    def _account(self, res: VmmResult, trace: CommandLog | None, counts: np.ndarray | None = None) -> None:
+        if counts is None:
+            counts = np.zeros(N_CMDS, np.int64)
+            for k, v in res.commands.items():
+                counts[Cmd[k]] = v
+        self.counts += counts
+        self.row_hits += res.row_hits
+        self.row_misses += res.row_misses
+        self.bytes_in += res.bytes_in
+        self.bytes_out += res.bytes_out
+        self.macs += res.macs
+        self.active_channel_cycles += res.active_channel_cycles
+        self.tick = max(self.tick, res.end_tick)
+        if self.record and trace is not None:
+            self._log.append((trace.tick, trace.cmd, trace.bank, trace.row, trace.column))
+
+
+def _merge(pre: VmmResult, res: VmmResult) -> VmmResult:
+    """`pre` (a boundary refresh ending where `res` starts) folded into `res`."""
+    commands = dict(res.commands)
+    for k, v in pre.commands.items():
+        commands[k] = commands.get(k, 0) + v
+    cycles = dict(res.cycles)
+    cycles["refresh"] += pre.latency_cycles
+    trace = res.trace
+    if pre.trace is not None and res.trace is not None:
+        trace = CommandLog(*(np.concatenate([getattr(pre.trace, k), getattr(res.trace, k)])
+                             for k in ("tick", "cmd", "bank", "row", "column")))
+    return dataclasses.replace(res, start_tick=pre.start_tick, commands=commands, cycles=cycles,
+                               bytes_in=res.bytes_in + pre.bytes_in, bytes_out=res.bytes_out + pre.bytes_out,
+                               active_channel_cycles=res.active_channel_cycles + pre.active_channel_cycles,
+                               refreshes=res.refreshes + pre.refreshes, trace=trace)
+
+
+# ------------------------------------------------------------------------------------------------
+# Energy
+# ------------------------------------------------------------------------------------------------
+def pim_energy_counts(obj, *, elapsed_ns: float | None = None) -> dict[str, float]:
+    """Action counts for the `pim_gpt_dram` energy table (`table.breakdown_pJ(counts)`).
+
+    `obj`: a VmmResult, a list of them, or `PimSystem.totals()`. Keys: DRAM/PIM command names
+    (events, pJ each), `pim_io` (bits over the ASIC-PIM interface, pJ/bit), `pim_standby_active`
+    and `pim_standby_precharged` (channel-nanoseconds with / without a row open, mW). Standby time
+    covers the op's own latency, or `elapsed_ns` of wall time when given (idle time is precharged)."""
+    if isinstance(obj, (list, tuple)):
+        out: dict[str, float] = {}
+        for r in obj:
+            for k, v in pim_energy_counts(r).items():
+                out[k] = out.get(k, 0) + v
+        if elapsed_ns is not None and obj:
+            ch = obj[0].channels
+            act = out.get("pim_standby_active", 0.0)
+            out["pim_standby_precharged"] = max(ch * elapsed_ns - act, 0.0)
+        return out
+    if isinstance(obj, VmmResult):
+        commands, channels, tck = obj.commands, obj.channels, obj.tCK_ps
+        bytes_io = obj.bytes_in + obj.bytes_out
+        active_cycles = obj.active_channel_cycles
+        span_ns = obj.latency_ns if elapsed_ns is None else float(elapsed_ns)
+    elif isinstance(obj, dict) and "commands" in obj:
+        commands, channels, tck = obj["commands"], obj["channels"], obj["tCK_ps"]
+        bytes_io = obj["bytes_in"] + obj["bytes_out"]
+        active_cycles = obj["active_channel_cycles"]
+        span_ns = obj["tick"] * tck / 1000.0 if elapsed_ns is None else float(elapsed_ns)
+    else:
+        raise TypeError(f"expected a VmmResult, a list of them or PimSystem.totals(); got {type(obj).__name__}")
+    out = {k: float(v) for k, v in commands.items() if v}
+    out["pim_io"] = float(bytes_io * 8)
+    active_ns = active_cycles * tck / 1000.0
+    out["pim_standby_active"] = active_ns
+    out["pim_standby_precharged"] = max(channels * span_ns - active_ns, 0.0)
+    return out

@@ -1,0 +1,275 @@
+"""KV-cache layout in the PIM banks, attention placements against it, and the append commands.
+
+K is stored row-major (each token's key contiguous, split into heads), V column-major (each
+output dimension's values over the tokens contiguous), as in PIM-GPT (pim-gpt.md §6).
+
+K (scores s[h, t] = q_h . k_t,h, reduction over d_head):
+  * token t -> channel t mod C, bank (t // C) mod B, token slot s = t // (C*B): consecutive tokens
+    go to different channels first, so short contexts already use every channel;
+  * heads are grouped by GB window (`hpw` = GB elements // padded d_head heads per window: 16 for
+    d_head = 64) so that a row only ever needs one window; inside head group g (n_g heads) the
+    segment (s, h') has linear index s*n_g + h', `per_row` = row_elems // padded d_head to a row;
+  * every bank uses the same (row, col) for the same (slot, head), so banks in lockstep MAC the
+    same q_h run from the GB (the lockstep rule), each against its own token.
+V (context o[h, i] = sum_t p[h, t] v_t[h, i], reduction over tokens):
+  * dimension i of head h -> bank i mod B of "dim group" gid = h*ng + i // B (ng = ceil(d_head/B));
+    dim groups are split over the channels in contiguous blocks (balanced to +-1 group, and a head
+    lives in at most two channels, so its probabilities are broadcast at most twice);
+  * a dim group owns `rows_per_dim` = ceil(context / tokens_per_row) rows (the same rows in all 16
+    banks); token t sits at row t // tokens_per_row, element t mod tokens_per_row.
+Appending token t (k_t, v_t), with normal DRAM commands:
+  * K: one bank; per touched row ACT, one WR burst per 32 B column, PRE;
+  * V: every channel, per dim group ACT_AB (all 16 banks hold the group's row), one masked WR burst
+    per bank (2 useful bytes of 32: the data mask keeps the other 15 elements), PREA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from hwsim.dram_pim.commands import Cmd
+from hwsim.errors import InputError
+from hwsim.mapping.lowering import LoweredOp
+from hwsim.mapping.partition import Placement, make_placement, placement_signature, window_elems
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hwsim.dram_pim.pim import PimSpec
+    from hwsim.models import ModelSpec
+
+
+@dataclass(frozen=True)
+class KvLayout:
+    """Geometry of the reserved KV region (rows `base_row` .. `base_row + total_rows` of every bank)."""
+
+    n_layers: int
+    d_model: int
+    n_heads: int
+    d_head: int
+    context: int          # tokens reserved per layer
+    channels: int
+    banks: int            # per channel
+    row_elems: int
+    lanes: int
+    window: int           # GB window elements
+    base_row: int
+
+    @classmethod
+    def build(cls, model: "ModelSpec", ps: "PimSpec", context: int, *, base_row: int = 0) -> "KvLayout":
+        d_head = model.d_model // model.n_heads
+        win = window_elems(ps)
+        if -(-d_head // ps.mac_lanes) * ps.mac_lanes > win:
+            raise InputError(None, "model", f"d_head={d_head} is longer than a global-buffer window ({win} "
+                                            "elements); heads would have to be tiled (not modelled)")
+        return cls(model.n_layers, model.d_model, model.n_heads, d_head, int(context), ps.channels,
+                   ps.banks_per_channel, ps.row_elems, ps.mac_lanes, win, int(base_row))
+
+    # ---- derived geometry ----------------------------------------------------------------------
+    @property
+    def head_pad(self) -> int:
+        return -(-self.d_head // self.lanes) * self.lanes
+
+    @property
+    def heads_per_window(self) -> int:
+        return self.window // self.head_pad
+
+    @property
+    def per_row(self) -> int:
+        """Head segments of K per row."""
+        return self.row_elems // self.head_pad
+
+    @property
+    def token_slots(self) -> int:
+        return -(-self.context // (self.channels * self.banks))
+
+    @property
+    def head_groups(self) -> list[tuple[int, int]]:
+        """(first head, heads) of each GB-window head group."""
+        hpw = self.heads_per_window
+        return [(h, min(hpw, self.n_heads - h)) for h in range(0, self.n_heads, hpw)]
+
+    @property
+    def k_group_rows(self) -> list[int]:
+        return [-(-self.token_slots * n // self.per_row) for _, n in self.head_groups]
+
+    @property
+    def k_rows(self) -> int:
+        return sum(self.k_group_rows)
+
+    @property
+    def tokens_per_row(self) -> int:
+        return (min(self.row_elems, self.window) // self.lanes) * self.lanes
+
+    @property
+    def rows_per_dim(self) -> int:
+        return -(-self.context // self.tokens_per_row)
+
+    @property
+    def groups_per_head(self) -> int:
+        return -(-self.d_head // self.banks)
+
+    @property
+    def n_dim_groups(self) -> int:
+        return self.n_heads * self.groups_per_head
+
+    @property
+    def group_starts(self) -> np.ndarray:
+        """First dim group of each channel (contiguous blocks), plus the end."""
+        c = np.arange(self.channels + 1, dtype=np.int64)
+        return (c * self.n_dim_groups) // self.channels
+
+    @property
+    def v_rows(self) -> int:
+        return int(np.diff(self.group_starts).max()) * self.rows_per_dim
+
+    @property
+    def rows_per_layer(self) -> int:
+        return self.k_rows + self.v_rows
+
+    @property
+    def total_rows(self) -> int:
+        return self.n_layers * self.rows_per_layer
+
+    def k_base(self, layer: int) -> int:
+        return self.base_row + layer * self.rows_per_layer
+
+    def v_base(self, layer: int) -> int:
+        return self.k_base(layer) + self.k_rows
+
+    def _check(self, layer: int, ctx: int | None = None, token: int | None = None) -> None:
+        if not (isinstance(layer, (int, np.integer)) and 0 <= layer < self.n_layers):
+            raise InputError(None, "layer", f"got {layer!r}; expected 0..{self.n_layers - 1}")
+        if ctx is not None and not (isinstance(ctx, (int, np.integer)) and 1 <= ctx <= self.context):
+            raise InputError(None, "ctx", f"got {ctx!r}; expected 1..{self.context} (reserved KV tokens)")
+        if token is not None and not (isinstance(token, (int, np.integer)) and 0 <= token < self.context):
+            raise InputError(None, "token", f"got {token!r}; expected 0..{self.context - 1} (reserved KV tokens)")
+
+    # ---- K addressing ----------------------------------------------------------------------------
+    def _k_addr(self, t: np.ndarray, h: np.ndarray):
+        """(channel, bank, row relative to k_base, col_elem) of head h of token t."""
+        C, B = self.channels, self.banks
+        ch, bk, s = t % C, (t // C) % B, t // (C * B)
+        hpw = self.heads_per_window
+        g = h // hpw
+        n_g = np.minimum(hpw, self.n_heads - g * hpw)
+        lin = s * n_g + h % hpw
+        grow = np.concatenate([[0], np.cumsum(self.k_group_rows)[:-1]]).astype(np.int64)
+        row = grow[g] + lin // self.per_row
+        col = (lin % self.per_row) * self.head_pad
+        return ch, bk, row, col
+
+    # ---- V addressing ----------------------------------------------------------------------------
+    def _v_group(self, gid: np.ndarray):
+        """(channel, group slot within the channel) of dim groups `gid`."""
+        starts = self.group_starts
+        ch = np.searchsorted(starts, gid, side="right") - 1
+        return ch, gid - starts[ch]
+
+    # ---- placements ------------------------------------------------------------------------------
+    def score_placement(self, layer: int, ctx: int) -> Placement:
+        """q . K^T for `ctx` tokens: x = q (d_model), y[h*ctx + t] = q_h . k_t,h (block-diagonal W)."""
+        self._check(layer, ctx)
+        return _score_rel(self, int(ctx)).shifted(self.k_base(layer), f"L{layer}.attn.score@{ctx}")
+
+    def context_placement(self, layer: int, ctx: int) -> Placement:
+        """p . V for `ctx` tokens: x = probabilities (n_heads*ctx, head-major), y[h*d_head + i]."""
+        self._check(layer, ctx)
+        return _context_rel(self, int(ctx)).shifted(self.v_base(layer), f"L{layer}.attn.context@{ctx}")
+
+    # ---- append ----------------------------------------------------------------------------------
+    def append_commands(self, layer: int, token: int) -> LoweredOp:
+        """ACT/WR/PRE commands writing k_t (row-major) and v_t (column-major), channel-major order."""
+        self._check(layer, token=token)
+        C, B, L = self.channels, self.banks, self.lanes
+        t = int(token)
+        # K: all heads of token t, one bank.
+        h = np.arange(self.n_heads, dtype=np.int64)
+        kch, kbk, krow, kcol = self._k_addr(np.full_like(h, t), h)
+        kch, kbk = int(kch[0]), int(kbk[0])
+        per_head = -(-self.d_head // L)
+        kr = np.repeat(krow + self.k_base(layer), per_head)
+        kc = np.repeat(kcol // L, per_head) + np.tile(np.arange(per_head, dtype=np.int64), self.n_heads)
+        o = np.lexsort((kc, kr))
+        kr, kc = kr[o], kc[o]
+        # V: every dim group, one element per bank.
+        gid = np.arange(self.n_dim_groups, dtype=np.int64)
+        vch, vslot = self._v_group(gid)
+        vrow = self.v_base(layer) + vslot * self.rows_per_dim + t // self.tokens_per_row
+        vcol = (t % self.tokens_per_row) // L
+        nb = np.minimum(B, self.d_head - (gid % self.groups_per_head) * B)   # banks holding a dim
+        cmds, banks, rows, cols = [], [], [], []
+        misses = accesses = 0
+        for c in range(C):
+            if c == kch:
+                new = np.r_[True, kr[1:] != kr[:-1]]
+                starts = np.flatnonzero(new)
+                nk = len(kr) + 2 * len(starts)
+                cm = np.empty(nk, np.int64)
+                rw = np.empty(nk, np.int64)
+                cl = np.full(nk, -1, np.int64)
+                pos = np.arange(len(kr)) + 1 + 2 * (np.cumsum(new) - 1)
+                cm[pos], rw[pos], cl[pos] = int(Cmd.WR), kr, kc
+                act = pos[starts] - 1
+                ends = np.r_[starts[1:], len(kr)] - 1
+                pre = pos[ends] + 1
+                cm[act], rw[act] = int(Cmd.ACT), kr[starts]
+                cm[pre], rw[pre] = int(Cmd.PRE), kr[starts]
+                cmds.append(cm); rows.append(rw); cols.append(cl)
+                banks.append(np.full(nk, c * B + kbk, np.int64))
+                misses += len(starts)
+                accesses += len(kr)
+            sel = np.flatnonzero(vch == c)
+            if len(sel):
+                n = nb[sel]
+                per = n + 2
+                tot = int(per.sum())
+                st = np.concatenate([[0], np.cumsum(per)[:-1]])
+                cm = np.full(tot, int(Cmd.WR), np.int64)
+                rw = np.repeat(vrow[sel], per)
+                cl = np.full(tot, vcol, np.int64)
+                bk = c * B + (np.arange(tot) - np.repeat(st, per) - 1)
+                cm[st], cm[st + per - 1] = int(Cmd.ACT_AB), int(Cmd.PREA)
+                cl[st] = cl[st + per - 1] = -1
+                bk[st] = bk[st + per - 1] = c * B
+                cmds.append(cm); rows.append(rw); cols.append(cl); banks.append(bk)
+                misses += int(n.sum())
+                accesses += int(n.sum())
+        cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64)  # noqa: E731
+        return LoweredOp(cat(cmds), cat(banks), cat(rows), cat(cols), macs=0, bank_accesses=accesses,
+                         row_misses=misses)
+
+    def append_bytes(self) -> int:
+        """Useful bytes of one token's k and v (the bus carries whole bursts: see the op's bytes_in)."""
+        return 2 * self.d_model * 2
+
+
+@lru_cache(maxsize=4096)
+def _score_rel(kv: KvLayout, ctx: int) -> Placement:
+    t = np.repeat(np.arange(ctx, dtype=np.int64), kv.n_heads)
+    h = np.tile(np.arange(kv.n_heads, dtype=np.int64), ctx)
+    ch, bk, row, col = kv._k_addr(t, h)
+    p = make_placement("score", kv.d_model, kv.n_heads * ctx, ch, bk, row, col, h * ctx + t, h * kv.d_head,
+                       np.full(len(t), kv.d_head))
+    placement_signature(p)
+    return p
+
+
+@lru_cache(maxsize=4096)
+def _context_rel(kv: KvLayout, ctx: int) -> Placement:
+    B, tpr = kv.banks, kv.tokens_per_row
+    out = np.arange(kv.d_model, dtype=np.int64)
+    h, i = out // kv.d_head, out % kv.d_head
+    gid = h * kv.groups_per_head + i // B
+    ch, slot = kv._v_group(gid)
+    pieces = -(-ctx // tpr)
+    k = np.tile(np.arange(pieces, dtype=np.int64), kv.d_model)
+    rep = lambda a: np.repeat(a, pieces)  # noqa: E731
+    length = np.minimum(tpr, ctx - k * tpr)
+    p = make_placement("context", kv.n_heads * ctx, kv.d_model, rep(ch), rep(i % B),
+                       rep(slot) * kv.rows_per_dim + k, np.zeros(len(k), np.int64), rep(out),
+                       rep(h) * ctx + k * tpr, length)
+    placement_signature(p)
+    return p

@@ -1,0 +1,296 @@
+"""PIM hardware model: hand-worked VMM timing, protocol-checker replay, exact memoisation, the
+MAC-bound floor, refresh, KV append, the PimSpec loader and the energy counts."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hwsim.dram_pim.commands import Cmd
+from hwsim.dram_pim.pim import PimSystem, load_pim, pim_energy_counts
+from hwsim.energy import load_energy_table
+from hwsim.errors import InputError
+from hwsim.mapping.partition import place_matrix, place_model
+from hwsim.models import load_model
+
+HAVE_CHECKER = importlib.util.find_spec("hwsim.dram_pim.checker") is not None
+
+
+def pim(**over):
+    return load_pim({"preset": "pim_gpt", **over})
+
+
+def check(dspec, rows, **kw):
+    if not HAVE_CHECKER:
+        pytest.skip("hwsim.dram_pim.checker not available")
+    from hwsim.dram_pim.checker import check_trace
+    v = check_trace(dspec, rows, **kw)
+    assert not v, "\n".join(str(x) for x in v[:10])
+
+
+# GDDR6_AiM numbers used below (hwsim/presets/dram/GDDR6_AiM.yaml, tCK = 500 ps):
+# nBL 2, nCL 50, nCWL 6, nRCD_MAC 56, nRP 32, nRAS 54, nRC 89, nRTP 12, nCCD_L 2, nGB_MAC 1, nMAC_RES 2.
+NBL, NCL, NCWL, NRCD_MAC, NRP, NRAS, NRC, NRTP, NCCD, NGB, NRES = 2, 50, 6, 56, 32, 54, 89, 12, 2, 1, 2
+
+
+def test_hand_worked_vmm_1024x16_one_channel():
+    """d_in = 1024, d_out = 16 on one channel: one 1024-element column per bank = one row per bank.
+
+    ACT_AB  @0     (hoisted before the broadcast, pim.overlap_activate)
+    WR_GB x64      @1, 3, ..., 127   (1024 BF16 = 64 bursts of 32 B, nBL = 2 apart; one command/cycle)
+    MAC_AB x64     first @ max(ACT + nRCD_MAC = 56, last WR_GB + nCWL + nBL + nGB_MAC = 127 + 9 = 136) = 136,
+                   then nCCD_L = 2 apart -> last @ 262
+    RD_MAC         @ last MAC + nMAC_RES = 264
+    PREA           @ max(last MAC + nRTP = 274, ACT + nRAS = 54) = 274
+    end            = RD_MAC + nCL + nBL = 316 cycles = 158 ns."""
+    ps = pim(channels=1, refresh="none")
+    s = PimSystem(ps, record=True)
+    r = s.vmm(place_matrix("w", 1024, 16, ps))
+    first_mac = max(NRCD_MAC, 1 + 63 * NBL + NCWL + NBL + NGB)
+    last_mac = first_mac + 63 * NCCD
+    rd = last_mac + NRES
+    prea = max(last_mac + NRTP, NRAS)
+    assert (first_mac, last_mac, rd, prea) == (136, 262, 264, 274)
+    assert r.start_tick == 0 and r.end_tick == rd + NCL + NBL == 316
+    assert r.latency_ps == 316 * 500
+    assert r.commands == {"ACT_AB": 1, "WR_GB": 64, "MAC_AB": 64, "RD_MAC": 1, "PREA": 1}
+    assert (r.bytes_in, r.bytes_out, r.macs) == (64 * 32, 32, 1024 * 16)
+    assert (r.row_hits, r.row_misses) == (63 * 16, 16)
+    assert sum(r.cycles.values()) == r.latency_cycles
+    rows = r.trace_rows(s.dram)
+    ticks = {c: [t for t, *_, cc in rows if cc == c] for c in Cmd}
+    assert ticks[Cmd.ACT_AB] == [0]
+    assert ticks[Cmd.WR_GB] == list(range(1, 128, 2))
+    assert ticks[Cmd.MAC_AB] == list(range(136, 263, 2))
+    assert ticks[Cmd.RD_MAC] == [264] and ticks[Cmd.PREA] == [274]
+    assert [col for *_, col, cc in rows if cc == Cmd.MAC_AB] == list(range(64))
+    check(s.dram, s.trace_rows())
+
+
+def test_hand_worked_vmm_1024x128_one_channel():
+    """d_out = 128 on 16 banks: 8 rows per bank, the broadcast once. Row k >= 1:
+    ACT_AB @ max(PREA_{k-1} + nRP, ACT_{k-1} + nRC) = PREA_{k-1} + 32, first MAC @ ACT + nRCD_MAC
+    (RD_MAC_{k-1} + nCL + nBL is earlier), so rows repeat every 32 + 56 + 63*2 + 12 = 226 cycles
+    after the first (PREA_0 = 274): end = 274 + 7*226 - 12 + 2 + 52 = 1898."""
+    ps = pim(channels=1, refresh="none")
+    s = PimSystem(ps, record=True)
+    r = s.vmm(place_matrix("w", 1024, 128, ps))
+    period = NRP + NRCD_MAC + 63 * NCCD + NRTP
+    assert period == 226
+    assert r.end_tick == 274 + 7 * period - NRTP + NRES + NCL + NBL == 1898
+    assert r.commands == {"ACT_AB": 8, "WR_GB": 64, "MAC_AB": 512, "RD_MAC": 8, "PREA": 8}
+    acts = [t for t, *_, c in r.trace_rows(s.dram) if c == Cmd.ACT_AB]
+    assert acts == [0] + [274 + NRP + k * period for k in range(7)]
+    # Without hoisting the first ACT_AB it comes after the broadcast: the first MAC waits
+    # for ACT @127 + 56 = 183 instead of 136, 47 cycles later.
+    ps2 = pim(channels=1, refresh="none", overlap_activate=False)
+    assert PimSystem(ps2).vmm(place_matrix("w", 1024, 128, ps2)).end_tick == 1898 + 47
+
+
+def test_channels_work_in_parallel():
+    ps = pim(refresh="none")
+    r = PimSystem(ps).vmm(place_matrix("w", 1024, 128, ps))   # 8 channels x 16 banks: one row each
+    assert r.end_tick == 316
+    assert r.commands["WR_GB"] == 8 * 64 and r.commands["ACT_AB"] == 8
+
+
+def test_fp32_readout_takes_two_bursts():
+    ps = pim(channels=1, refresh="none", result_format="fp32")
+    r = PimSystem(ps).vmm(place_matrix("w", 1024, 16, ps))
+    assert ps.readout_bursts == 2 and r.commands["RD_MAC"] == 2 and r.bytes_out == 64
+    assert r.end_tick == 316 + NBL
+
+
+def test_packed_segments_read_out_per_segment():
+    """d_in = 256: four columns per row, one RD_MAC after each 16-MAC segment; the MAC after a
+    RD_MAC waits one column slot nCCD_L (AiM reads the MAC register with nCLREG = 0)."""
+    ps = pim(channels=1, refresh="none")
+    s = PimSystem(ps, record=True)
+    r = s.vmm(place_matrix("w", 256, 64, ps))
+    assert r.commands == {"ACT_AB": 1, "WR_GB": 16, "MAC_AB": 64, "RD_MAC": 4, "PREA": 1}
+    rows = r.trace_rows(s.dram)
+    rd = [t for t, *_, c in rows if c == Cmd.RD_MAC]
+    macs = [t for t, *_, c in rows if c == Cmd.MAC_AB]
+    assert macs[16] == rd[0] + NCCD
+    check(s.dram, s.trace_rows())
+
+
+def test_trace_of_several_ops_passes_checker():
+    ps = pim(channels=2)
+    model = load_model({"preset": "gpt2-small", "n_layers": 2})
+    mp = place_model(model, ps, 64)
+    s = PimSystem(ps, mp, record=True)
+    for tok in range(3):
+        for layer in range(2):
+            s.vmm(mp[f"L{layer}.attn.qkv"])
+            s.kv_append(layer, tok)
+            s.vmm(s.kv_score_placement(layer, tok + 1))
+            s.vmm(s.kv_context_placement(layer, tok + 1))
+            s.vmm(mp[f"L{layer}.mlp.fc2"])
+            s.flush_refresh()
+    check(s.dram, s.trace_rows(), check_refresh=True)
+    assert s.totals()["commands"]["REFab"] > 0
+
+
+def test_memo_on_off_identical():
+    ps = pim(channels=2)
+    model = load_model({"preset": "gpt2-small", "n_layers": 3})
+    mp = place_model(model, ps, 32)
+
+    def run(memo):
+        s = PimSystem(ps, mp, record=True)
+        out = []
+        for tok in range(2):
+            for layer in range(3):
+                out.append(s.vmm(mp[f"L{layer}.attn.qkv"], memo=memo))
+                out.append(s.kv_append(layer, tok))
+                out.append(s.vmm(s.kv_score_placement(layer, tok + 1), memo=memo))
+                out.append(s.vmm(s.kv_context_placement(layer, tok + 1), memo=memo))
+                for op in ("attn.proj", "mlp.fc1", "mlp.fc2"):
+                    out.append(s.vmm(mp[f"L{layer}.{op}"], memo=memo))
+                out.append(s.flush_refresh())
+        return s, out
+
+    a, ra = run(True)
+    b, rb = run(False)
+    assert a.memo_hits > 10
+    assert ra == rb
+    la, lb = a.command_log(), b.command_log()
+    for k in ("tick", "cmd", "bank", "row", "column"):
+        assert np.array_equal(getattr(la, k), getattr(lb, k)), k
+    assert a.tick == b.tick
+    assert a._rel_state(a.tick, 0) == b._rel_state(b.tick, 0)
+    ta, tb = a.totals(), b.totals()
+    for k in ("memo_hits", "memo_misses"):
+        ta.pop(k), tb.pop(k)
+    assert ta == tb
+    assert any(r is not None and r.memo_hit for r in ra)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(d_in=st.integers(1, 2500), d_out=st.integers(1, 300), channels=st.sampled_from([1, 2, 3, 4]))
+def test_latency_never_below_mac_floor(d_in, d_out, channels):
+    ps = pim(channels=channels, refresh="none")
+    s = PimSystem(ps, record=True)
+    r = s.vmm(place_matrix("w", d_in, d_out, ps))
+    floor_cycles = -(-d_in * d_out // (ps.banks_total * ps.mac_lanes)) * NCCD
+    assert r.latency_cycles >= floor_cycles
+    assert r.macs == d_in * d_out
+    assert sum(r.cycles.values()) == r.latency_cycles
+    check(s.dram, s.trace_rows())
+
+
+def test_long_vmm_inserts_refresh_at_row_boundaries():
+    ps = pim(channels=1)
+    s = PimSystem(ps, record=True)
+    r = s.vmm(place_matrix("big", 1024, 16 * 200, ps))        # 200 rows per bank, ~45k cycles
+    nrefi = s.dram.timing.nREFI
+    assert r.latency_cycles > 9 * nrefi
+    assert r.refreshes == r.commands["REFab"] > 0
+    check(s.dram, s.trace_rows(), check_refresh=True)
+    rows = s.trace_rows()
+    # every REFab follows a PREA (row boundary) or another REFab
+    for prev, cur in zip(rows, rows[1:]):
+        if cur[7] == Cmd.REFab:
+            assert prev[7] in (Cmd.PREA, Cmd.REFab)
+    # refresh "none" issues none
+    ps2 = pim(channels=1, refresh="none")
+    r2 = PimSystem(ps2).vmm(place_matrix("big", 1024, 16 * 200, ps2))
+    assert "REFab" not in r2.commands and r2.latency_cycles < r.latency_cycles
+
+
+def test_refresh_due_and_flush():
+    ps = pim(channels=2)
+    s = PimSystem(ps, record=True)
+    nrefi = s.dram.timing.nREFI
+    assert s.refresh_due() == 0 and s.flush_refresh() is None
+    s.advance_to(3 * nrefi + 5)
+    assert s.refresh_due() == 3
+    r = s.flush_refresh()
+    assert r.commands == {"REFab": 6} and r.end_tick >= 3 * nrefi + 5 + s.dram.timing.nRFC
+    assert s.refresh_due() == 0
+    check(s.dram, s.trace_rows(), check_refresh=False)
+
+
+def test_kv_append_commands_and_cost():
+    ps = pim()
+    model = load_model("gpt2-xl")
+    mp = place_model(model, ps)
+    s = PimSystem(ps, mp, record=True)
+    r = s.kv_append(5, 130)
+    d, L, B = model.d_model, ps.mac_lanes, ps.banks_per_channel
+    # K: d/16 full bursts to one bank; V: one masked burst per dimension (d of them), one ACT_AB per
+    # 16-dimension group.
+    assert r.commands["WR"] == d // L + d
+    assert r.commands["ACT_AB"] == r.commands["PREA"] == d // B
+    assert r.commands["ACT"] == r.commands["PRE"] >= 1
+    assert r.bytes_in == r.commands["WR"] * 32 and r.macs == 0
+    check(s.dram, s.trace_rows())
+    # the token lands where the score placement reads it
+    kv = mp.kv
+    p = kv.score_placement(5, 131)
+    sel = (p.out_index % 131) == 130
+    assert set(p.channel[sel].tolist()) == {130 % 8} and set(p.bank[sel].tolist()) == {(130 // 8) % 16}
+    k_rows = {row for t, ch, rk, bg, bk, row, col, c in s.trace_rows() if c == Cmd.WR and ch == 130 % 8
+              and bg * 4 + bk == (130 // 8) % 16}
+    assert set(p.row[sel].tolist()) <= k_rows
+
+
+def test_kv_vmms_against_stored_cache():
+    ps = pim()
+    model = load_model("gpt2-medium")
+    mp = place_model(model, ps)
+    s = PimSystem(ps, mp)
+    for ctx in (1, 100, 1024):
+        sc = s.vmm(s.kv_score_placement(0, ctx))
+        cx = s.vmm(s.kv_context_placement(0, ctx))
+        assert sc.macs == model.d_model * ctx and cx.macs == model.d_model * ctx
+        # a score is read out per head segment: n_heads * ctx results, 16 banks per RD_MAC
+        assert sc.commands["RD_MAC"] * ps.banks_per_channel >= model.n_heads * ctx
+
+
+def test_load_pim_errors_and_overrides():
+    ps = load_pim("pim_gpt")
+    assert (ps.channels, ps.mac_lanes, ps.global_buffer_bytes, ps.row_elems, ps.gb_elems) == (8, 16, 2048, 1024, 1024)
+    assert ps.name == "pim_gpt" and ps.dram_spec.organization.channels == 8
+    assert load_pim({"preset": "pim_gpt", "channels": 16}).dram_spec.organization.channels == 16
+    with pytest.raises(InputError, match=r"pim\.chanels: unknown key"):
+        load_pim({"preset": "pim_gpt", "chanels": 4})
+    with pytest.raises(InputError, match=r"pim\.channels: got 0"):
+        load_pim({"preset": "pim_gpt", "channels": 0})
+    with pytest.raises(InputError, match=r"pim\.preset: unknown pim preset 'nope'"):
+        load_pim({"preset": "nope"})
+    with pytest.raises(InputError, match=r"hw\.pim\.mac_lanes"):
+        load_pim({"preset": "pim_gpt", "mac_lanes": 8}, path="hw.pim")
+    with pytest.raises(InputError, match=r"pim\.refresh: got 'sometimes'"):
+        load_pim({"preset": "pim_gpt", "refresh": "sometimes"})
+    with pytest.raises(InputError, match=r"pim\.dram: unknown dram preset"):
+        load_pim({"preset": "pim_gpt", "dram": "DDR9"})
+    slow = load_pim({"preset": "pim_gpt", "dram_overrides": {"timing": {"nRCD_MAC": 80}}})
+    assert slow.dram_spec.timing.nRCD_MAC == 80
+
+
+def test_energy_counts_cover_the_table():
+    ps = pim(channels=2)
+    model = load_model({"preset": "gpt2-small", "n_layers": 1})
+    mp = place_model(model, ps, 16)
+    s = PimSystem(ps, mp)
+    results = [s.vmm(mp["L0.attn.qkv"]), s.kv_append(0, 0), s.vmm(s.kv_score_placement(0, 1))]
+    s.advance_to(s.tick + 10 * s.dram.timing.nREFI)
+    results.append(s.flush_refresh())
+    table = load_energy_table("pim_gpt_dram")
+    for obj in (results[0], results, s.totals()):
+        counts = pim_energy_counts(obj)
+        pj = table.breakdown_pJ(counts)          # every counted action has an entry
+        assert pj["MAC_AB"] > 0 and pj["pim_io"] > 0
+    c = pim_energy_counts(results[0])
+    assert c["pim_io"] == (results[0].bytes_in + results[0].bytes_out) * 8
+    assert c["pim_standby_active"] + c["pim_standby_precharged"] == pytest.approx(2 * results[0].latency_ns)
+    tot = pim_energy_counts(s.totals(), elapsed_ns=1e6)
+    assert tot["pim_standby_precharged"] == pytest.approx(2 * 1e6 - tot["pim_standby_active"])
+    for entry in table.entries.values():
+        assert entry.source
