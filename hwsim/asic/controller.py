@@ -1,0 +1,620 @@
+"""The PIM-GPT controller: compiles the decode op graph into instructions and executes them on
+the event engine under one of two policies.
+
+Instructions (one token; `L` = layer prefix `Li.`; op ids are those of `hwsim.graph`):
+
+    [embed fetch]   link: token row + position row from the PIM DRAM       op embed     (transfer)
+    [embed add]     ASIC: token + position                                  op embed     (asic)
+    per layer:
+    param fetch     link: the layer's LayerNorm gains/biases and biases     op L.ln1     (transfer)
+                    (only with `params: fetch`)
+    ln1             ASIC: LayerNorm                                         op L.ln1
+    qkv             PIM:  x (d) -> q, k, v (3d), broadcast + MAC + readout  op L.attn.qkv
+    qkv epilogue    ASIC: partial-sum accumulation (tiled) + bias add       op L.attn.qkv
+    kv append       PIM:  write k (row-major) and v (column-major)          op L.attn.kv_write
+    score           PIM:  q . K^T for every head                            op L.attn.score
+    softmax         ASIC: accumulation (if tiled), scaling 1/sqrt(d_head),  op L.attn.score/softmax
+                          softmax per head
+    context         PIM:  p . V for every head                              op L.attn.context
+    context epil.   ASIC: partial-sum accumulation (if tiled)               op L.attn.context
+    proj            PIM:  d -> d                                            op L.attn.proj
+    proj epilogue   ASIC: accumulation + bias add, residual add             op L.attn.proj, L.attn.residual
+    ln2             ASIC: LayerNorm                                         op L.ln2
+    fc1             PIM:  d -> d_ff                                         op L.mlp.fc1
+    fc1 epilogue    ASIC: accumulation + bias add, GELU                     op L.mlp.fc1, L.mlp.gelu
+    fc2             PIM:  d_ff -> d (tiled along d_in)                      op L.mlp.fc2
+    fc2 epilogue    ASIC: accumulation + bias add, residual add             op L.mlp.fc2, L.mlp.residual
+    [ln_f fetch], ln_f (ASIC), [lm_head (PIM), lm_head epilogue (ASIC: accumulation, argmax)]
+
+Every instruction also costs `instruction_issue_cycles` ASIC cycles (category `other`); a PIM
+instruction costs the link latency once for the command path and once for the result return
+(category `transfer`); the PIM command stream itself (global-buffer writes of the vector, MACs,
+result reads) is the PIM's time (category `pim_vmm`, or `kv_write` for KV appends).
+
+Policies:
+
+- `serial` (the paper's simulator, pim-gpt.md §9 [SIM]): an instruction is issued only when the
+  ASIC and every PIM channel are idle, so the token latency is exactly the sum of the
+  instruction latencies.
+- `overlap`: the ASIC and the PIM channels each execute their instructions in program order;
+  an instruction waits only for its data dependencies and its own unit. What overlaps:
+  (1) *streamed epilogues*: an ASIC epilogue (accumulation, bias, GELU, residual, scaling)
+  consumes a VMM's outputs as the PIM reads them out, so it may start with its VMM and ends at
+  max(its start + its duration, VMM end + the epilogue's time on the last readout round of
+  `banks` outputs); (2) *parameter prefetch*: a layer's parameter fetch uses the channels as
+  soon as the previous PIM instruction is done, concurrently with the ASIC's work (LayerNorm
+  waits for it); (3) instruction issue overlaps the other unit's work. Nothing else overlaps:
+  LayerNorm and softmax need whole vectors, every VMM needs its whole input vector, and the
+  channels are one resource (a VMM uses all channels). Tokens never overlap (the next token's
+  embedding needs the previous token's argmax).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from hwsim.asic.spec import AsicSpec
+from hwsim.asic.vector_unit import ZERO, VectorCost, VectorUnit
+from hwsim.engine import Engine, SimulationError
+from hwsim.models import ModelSpec
+
+CATEGORIES = ("pim_vmm", "kv_write", "transfer", "asic", "other")
+# Overlap-mode attribution: an instant where several units are busy counts for the first of these.
+_PRIORITY = {c: i for i, c in enumerate(CATEGORIES)}
+Policy = Literal["serial", "overlap"]
+
+
+# --------------------------------------------------------------------------------------------
+# What the controller needs from the PIM side
+
+
+@dataclass
+class PimOpResult:
+    """Outcome of one PIM instruction as the controller sees it."""
+
+    end_ps: int                      # when the last command's effect is done (results read out)
+    busy_ps: int                     # PIM time of the instruction (end - start unless stalled)
+    counts: dict[str, float] = field(default_factory=dict)   # energy-table action counts (PIM side)
+    row_hits: int = 0
+    row_misses: int = 0
+    bytes_in: int = 0                # ASIC -> PIM (vector broadcast, KV data)
+    bytes_out: int = 0               # PIM -> ASIC (results)
+    first_out_ps: int | None = None  # when the first results are available (streaming); None: end
+    other_ps: int = 0                # part of busy_ps spent on refresh (category other)
+    phases_ps: dict[str, int] = field(default_factory=dict)  # PIM time by phase (critical channel)
+
+
+class PimPort(Protocol):
+    """The PIM as the controller drives it (implemented over `hwsim.dram_pim.pim.PimSystem`)."""
+
+    banks: int  # MAC units working in parallel (outputs per readout round)
+
+    def weight(self, op_id: str) -> Any: ...                       # placement of a weight VMM
+    def score(self, layer: int, ctx: int) -> Any: ...              # placement of q.K^T
+    def context(self, layer: int, ctx: int) -> Any: ...            # placement of p.V
+    def parts(self, placement: Any) -> int: ...                    # partial results per output
+    def vmm(self, placement: Any, start_ps: int, memo: bool) -> PimOpResult: ...
+    def kv_append(self, layer: int, token: int, start_ps: int) -> PimOpResult: ...
+    def refresh_idle(self, now_ps: int) -> int | None: ...        # overlap: refresh while idle
+    def tiles(self, placement: Any, max_rows: int) -> list: ...    # one instruction per piece
+
+
+class PimSystemPort:
+    """`PimPort` over `hwsim.dram_pim.pim.PimSystem` (ticks of the DRAM command clock <-> ps).
+
+    Refresh (the PIM's `deferred` policy): before each PIM instruction, owed REFab are flushed at
+    the instruction boundary (`flush_refresh`); their time counts as `other`."""
+
+    def __init__(self, system, model_placement):
+        from hwsim.dram_pim.pim import pim_energy_counts
+
+        self.system = system
+        self.mp = model_placement
+        self.tck = system.tCK_ps
+        self.banks = system.spec.banks_total
+        self._energy_counts = pim_energy_counts
+        self._parts: dict[bytes, int] = {}
+        self.results: list = []          # every VmmResult of the current token (energy counts)
+
+    def weight(self, op_id: str):
+        return self.mp[op_id]
+
+    def score(self, layer: int, ctx: int):
+        return self.system.kv_score_placement(layer, ctx)
+
+    def context(self, layer: int, ctx: int):
+        return self.system.kv_context_placement(layer, ctx)
+
+    def parts(self, placement) -> int:
+        from hwsim.mapping.partition import placement_signature
+
+        sig = placement_signature(placement)
+        n = self._parts.get(sig)
+        if n is None:
+            import numpy as np
+
+            n = self._parts[sig] = int(np.bincount(placement.out_index).max()) if placement.n_segments else 1
+        return n
+
+    def tiles(self, placement, max_rows: int = 0) -> list:
+        """The placement cut into PIM instructions: one per input chunk (global-buffer window),
+        and within a chunk at most `max_rows` rows per bank (0: no limit). Equal pieces have equal
+        signatures, so their simulations are memoised."""
+        import numpy as np
+
+        from hwsim.mapping.partition import make_placement, window_elems
+
+        if placement.n_segments == 0:
+            return [placement]
+        W = window_elems(self.system.spec)
+        key = placement.in_start // W
+        if max_rows:
+            lo = np.full(int(key.max()) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+            np.minimum.at(lo, key, placement.row)
+            key = key * (1 << 32) + (placement.row - lo[key]) // max_rows
+        uniq = np.unique(key)
+        if len(uniq) == 1:
+            return [placement]
+        out = []
+        for i, u in enumerate(uniq.tolist()):
+            sel = np.flatnonzero(key == u)
+            out.append(make_placement(f"{placement.name}.t{i}", placement.d_in, placement.d_out,
+                                      *(getattr(placement, a)[sel] for a in
+                                        ("channel", "bank", "row", "col_elem", "out_index", "in_start", "length"))))
+        return out
+
+    def _refresh(self, tick: int) -> tuple[int, list]:
+        s = self.system
+        if not s.refresh_due(tick):
+            return tick, []
+        r = s.flush_refresh(start_tick=tick)
+        return (r.end_tick, [r]) if r is not None else (tick, [])
+
+    def _wrap(self, start_tick: int, pre: list, r) -> PimOpResult:
+        rs = pre + [r]
+        self.results.extend(rs)
+        counts = {}
+        for k, v in r.commands.items():
+            counts[k] = v
+        for q in pre:
+            for k, v in q.commands.items():
+                counts[k] = counts.get(k, 0) + v
+        other = (pre[-1].end_tick - start_tick) * self.tck if pre else 0
+        return PimOpResult(end_ps=r.end_tick * self.tck, busy_ps=(r.end_tick - start_tick) * self.tck,
+                           counts=counts, row_hits=r.row_hits, row_misses=r.row_misses, bytes_in=r.bytes_in,
+                           bytes_out=r.bytes_out, other_ps=other,
+                           phases_ps={k: v * self.tck for k, v in r.cycles.items() if v})
+
+    def vmm(self, placement, start_ps: int, memo: bool) -> PimOpResult:
+        t = -(-start_ps // self.tck)
+        t2, pre = self._refresh(t)
+        return self._wrap(t, pre, self.system.vmm(placement, memo=memo, start_tick=t2))
+
+    def kv_append(self, layer: int, token: int, start_ps: int) -> PimOpResult:
+        t = -(-start_ps // self.tck)
+        t2, pre = self._refresh(t)
+        return self._wrap(t, pre, self.system.kv_append(layer, token, start_tick=t2))
+
+    def refresh_idle(self, now_ps: int) -> int | None:
+        """Flush owed refreshes now (the channels are idle); return when they are done, or None."""
+        t = -(-now_ps // self.tck)
+        t2, pre = self._refresh(t)
+        if not pre:
+            return None
+        self.results.extend(pre)
+        return t2 * self.tck
+
+    def energy_counts(self, elapsed_ns: float) -> dict[str, float]:
+        """Energy-table counts of this token's PIM work, standby over `elapsed_ns`; clears the list."""
+        out = self._energy_counts(self.results, elapsed_ns=elapsed_ns) if self.results else {}
+        self.results = []
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Instructions
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """A piece of an instruction's work, accounted to one op id and one category."""
+
+    op_id: str
+    category: str
+    cost: VectorCost = ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class Instr:
+    """One instruction. `unit` is 'asic' or 'pim' (the channels: VMM, KV append, link fetch)."""
+
+    name: str
+    unit: str
+    kind: str                       # vector | vmm | kv_append | fetch
+    op_id: str                      # the op the instruction belongs to (first part for vector)
+    parts: tuple[Part, ...] = ()    # vector: the passes, in order
+    payload: Any = None             # vmm: placement; kv_append: (layer, token); fetch: (bytes, channels)
+    deps: tuple[int, ...] = ()      # indices (within the token program) it needs finished
+    stream_from: int = -1           # overlap: may stream the outputs of this instruction
+    tail_cycles: int = 0            # overlap: epilogue cycles on the VMM's last readout round
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    include_embedding: bool = True
+    include_lm_head: bool = True
+    params: str = "fetch"            # fetch | resident
+    tile_vmms: bool = True           # one PIM instruction per input chunk (global-buffer window)
+    max_rows: int = 64               # ... and at most this many rows per bank (0: no limit)
+
+
+def layer_param_elems(model: ModelSpec) -> int:
+    """LayerNorm gains/biases (4d) and linear biases (3d + d + d_ff + d) of one layer."""
+    d = model.d_model
+    return 4 * d + 3 * d + d + model.d_ff + d
+
+
+class Compiler:
+    """Turns the decode step of `model` at one context length into an instruction list."""
+
+    def __init__(self, model: ModelSpec, vu: VectorUnit, pim: PimPort, opts: CompileOptions):
+        self.model, self.vu, self.pim, self.opts = model, vu, pim, opts
+        m = model
+        self._weights = {}
+        roles = ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")
+        ops = [f"L{i}.{r}" for i in range(m.n_layers) for r in roles] + (["lm_head"] if opts.include_lm_head else [])
+        for op in ops:
+            pl = pim.weight(op)
+            tiles = pim.tiles(pl, opts.max_rows) if opts.tile_vmms else (pl,)
+            self._weights[op] = (tuple(tiles), pim.parts(pl))
+
+    def token(self, ctx: int, token: int) -> list[Instr]:
+        """Instructions of the decode step that writes cache slot `token` (= ctx - 1)."""
+        m, vu, o = self.model, self.vu, self.opts
+        d, f, h = m.d_model, m.d_ff, m.n_heads
+        banks = self.pim.banks
+        prog: list[Instr] = []
+
+        def emit(ins: Instr) -> int:
+            prog.append(ins)
+            return len(prog) - 1
+
+        def vec(name, parts, deps):
+            return emit(Instr(name, "asic", "vector", parts[0].op_id, tuple(parts), None, tuple(deps)))
+
+        def epilogue(name, make, n, producer, deps=()):
+            """An ASIC epilogue over the n outputs of `producer`; `make(k)` gives its parts on k
+            elements (the tail is the last readout round: one output per MAC unit)."""
+            parts = tuple(make(n))
+            tail = sum(p.cost.cycles for p in make(min(n, banks)))
+            return emit(Instr(name, "asic", "vector", parts[0].op_id, parts, None, (producer, *deps),
+                              producer, tail))
+
+        def vmm(name, op, pl, deps):
+            return emit(Instr(name, "pim", "vmm", op, (), pl, tuple(deps)))
+
+        def tiled(name, op, deps):
+            """One PIM instruction per input chunk of weight matrix `op`; returns (last, all, parts)."""
+            tiles, k = self._weights[op]
+            ids = []
+            for t, pl in enumerate(tiles):
+                ids.append(vmm(name if len(tiles) == 1 else f"{name}.t{t}", op, pl, deps if t == 0 else [ids[-1]]))
+            return ids[-1], ids[:-1], k
+
+        def fetch(name, op, nbytes, channels=0):
+            """A read of `nbytes` over the link, striped over `channels` interfaces (0: all)."""
+            return emit(Instr(name, "pim", "fetch", op, (), (nbytes, channels), ()))
+
+        x = -1  # producer of the residual stream
+        if o.include_embedding:
+            # one token-embedding row (a column of the tied LM head: one bank) and one position row,
+            # each from one channel, in parallel
+            e = fetch("embed.fetch", "embed", 2 * d * 2, channels=2)
+            x = vec("embed.add", [Part("embed", "asic", vu.embedding_add(d))], [e])
+        for i in range(m.n_layers):
+            p = f"L{i}."
+            deps = [x] if x >= 0 else []
+            if o.params == "fetch":
+                deps.append(fetch(p + "params", p + "ln1", layer_param_elems(m) * 2))
+            ln1 = vec(p + "ln1", [Part(p + "ln1", "asic", vu.layernorm(d))], deps)
+            qkv, more, k = tiled(p + "qkv", p + "attn.qkv", [ln1])
+            ep = epilogue(p + "qkv.epi", lambda n, k=k: [
+                Part(p + "attn.qkv", "asic", vu.accumulate(n, k) + vu.bias_add(n))], 3 * d, qkv, more)
+            kv = emit(Instr(p + "kv", "pim", "kv_append", p + "attn.kv_write", (), (i, token), (ep,)))
+            spl = self.pim.score(i, ctx)
+            sc = vmm(p + "score", p + "attn.score", spl, [ep, kv])
+            k = self.pim.parts(spl)
+            sm_parts = []
+            if k > 1:
+                sm_parts.append(Part(p + "attn.score", "asic", vu.accumulate(h * ctx, k)))
+            sm_parts.append(Part(p + "attn.softmax", "asic", vu.scale(h * ctx) + vu.softmax(h, ctx)))
+            sm = vec(p + "softmax", sm_parts, [sc])
+            cpl = self.pim.context(i, ctx)
+            cx = vmm(p + "context", p + "attn.context", cpl, [sm, kv])
+            k = self.pim.parts(cpl)
+            y = cx
+            if k > 1:
+                y = epilogue(p + "context.epi", lambda n, k=k: [
+                    Part(p + "attn.context", "asic", vu.accumulate(n, k))], d, cx)
+            pr, more, k = tiled(p + "proj", p + "attn.proj", [y])
+            x = epilogue(p + "proj.epi", lambda n, k=k: [
+                Part(p + "attn.proj", "asic", vu.accumulate(n, k) + vu.bias_add(n)),
+                Part(p + "attn.residual", "asic", vu.residual_add(n))], d, pr, more + ([x] if x >= 0 else []))
+            ln2 = vec(p + "ln2", [Part(p + "ln2", "asic", vu.layernorm(d))], [x])
+            f1, more, k = tiled(p + "fc1", p + "mlp.fc1", [ln2])
+            g = epilogue(p + "fc1.epi", lambda n, k=k: [
+                Part(p + "mlp.fc1", "asic", vu.accumulate(n, k) + vu.bias_add(n)),
+                Part(p + "mlp.gelu", "asic", vu.gelu(n))], f, f1, more)
+            f2, more, k = tiled(p + "fc2", p + "mlp.fc2", [g])
+            x = epilogue(p + "fc2.epi", lambda n, k=k: [
+                Part(p + "mlp.fc2", "asic", vu.accumulate(n, k) + vu.bias_add(n)),
+                Part(p + "mlp.residual", "asic", vu.residual_add(n))], d, f2, more + [x])
+        deps = [x] if x >= 0 else []
+        if o.params == "fetch":
+            deps.append(fetch("ln_f.params", "ln_f", 2 * d * 2))
+        lnf = vec("ln_f", [Part("ln_f", "asic", vu.layernorm(d))], deps)
+        if o.include_lm_head:
+            lm, more, k = tiled("lm_head", "lm_head", [lnf])
+            epilogue("lm_head.epi", lambda n, k=k: [
+                Part("lm_head", "asic", vu.accumulate(n, k) + vu.reduce(1, n, "cmp"))], m.vocab, lm, more)
+        return prog
+
+
+# --------------------------------------------------------------------------------------------
+# Execution
+
+
+@dataclass
+class TokenResult:
+    """Timing and counts of one decode step."""
+
+    start_ps: int
+    end_ps: int
+    breakdown_ps: dict[str, int]
+    op_ps: dict[str, int]                 # busy time per op id (sums to latency under serial)
+    asic_cost: VectorCost
+    pim_counts: dict[str, float]
+    link_bits: int
+    row_hits: int
+    row_misses: int
+    offchip_bytes: int
+    instructions: int
+    refresh_ps: int = 0
+    phases_ps: dict[str, int] = field(default_factory=dict)   # PIM instruction time by command phase
+    segments: list[tuple[int, int, str, str]] | None = None   # (start, end, category, op id)
+    schedule: list[tuple[str, str, int, int]] | None = None   # (name, unit, start, end) per instruction
+
+    @property
+    def latency_ps(self) -> int:
+        return self.end_ps - self.start_ps
+
+
+class Executor:
+    """Runs instruction lists on the engine under a policy, one token after another."""
+
+    def __init__(self, engine: Engine, pim: PimPort, asic: AsicSpec, vu: VectorUnit, channels: int,
+                 policy: Policy = "serial", memo: bool = True, keep_segments: bool = False):
+        if policy not in ("serial", "overlap"):
+            raise SimulationError(f"unknown policy {policy!r}")
+        self.engine, self.pim, self.asic, self.vu = engine, pim, asic, vu
+        self.policy, self.memo, self.keep_segments = policy, memo, keep_segments
+        self.issue_ps = asic.cycles_to_ps(asic.instruction_issue_cycles)
+        self.link_lat_ps = round(asic.link.latency_ns * 1000)
+        self.link_Bpns = asic.link_bytes_per_ns(channels)
+
+    # -- durations ---------------------------------------------------------------------------
+    def _fetch_ps(self, nbytes: int, channels: int = 0) -> int:
+        """Link latency plus `nbytes` striped over `channels` channel interfaces (0: all)."""
+        bw = self.link_Bpns if not channels else min(self.link_Bpns, self.asic.link.GBps_per_channel * channels)
+        return self.link_lat_ps + math.ceil(nbytes * 1000 / bw)
+
+    # -- one token ---------------------------------------------------------------------------
+    def run_token(self, prog: list[Instr]) -> TokenResult:
+        eng = self.engine
+        t0 = eng.now_ps
+        n = len(prog)
+        start = [0] * n
+        end = [0] * n
+        done = [False] * n
+        issued = [False] * n
+        busy = {"asic": False, "pim": False}
+        queues = {"asic": deque(), "pim": deque()}
+        for i, ins in enumerate(prog):
+            queues[ins.unit].append(i)
+        acc = _Accumulator(self.keep_segments or self.policy == "overlap")
+        serial = self.policy == "serial"
+        state = {"next": 0}
+
+        def ready(i: int) -> bool:
+            ins = prog[i]
+            for d in ins.deps:
+                if d == ins.stream_from:
+                    if not issued[d]:
+                        return False
+                elif not done[d]:
+                    return False
+            return True
+
+        def try_issue() -> None:
+            if serial:
+                if busy["asic"] or busy["pim"] or state["next"] >= n:
+                    return
+                i = state["next"]
+                state["next"] += 1
+                queues[prog[i].unit].popleft()
+                issue(i)
+                return
+            progressed = True
+            while progressed:
+                progressed = False
+                for unit in ("pim", "asic"):
+                    q = queues[unit]
+                    if busy[unit] or not q:
+                        continue
+                    if ready(q[0]):
+                        issue(q.popleft())
+                        progressed = True
+
+        def issue(i: int) -> None:
+            ins = prog[i]
+            now = eng.now_ps
+            segs = self._execute(ins, now, acc, start, end, serial)
+            start[i] = now
+            end[i] = segs
+            issued[i] = True
+            busy[ins.unit] = True
+            eng.schedule(segs, complete, i)
+
+        def complete(i: int) -> None:
+            done[i] = True
+            busy[prog[i].unit] = False
+            if not serial and prog[i].unit == "pim":
+                # Overlap: owed refreshes go out as soon as the channels are idle, while the ASIC works.
+                end_ps = self.pim.refresh_idle(eng.now_ps)
+                if end_ps is not None and end_ps > eng.now_ps:
+                    acc.segment(eng.now_ps, end_ps, "other", "refresh")
+                    acc.refresh_ps += end_ps - eng.now_ps
+                    busy["pim"] = True
+                    eng.schedule(end_ps, free_pim)
+                    return
+            try_issue()
+
+        def free_pim() -> None:
+            busy["pim"] = False
+            try_issue()
+
+        eng.schedule(t0, try_issue)
+        eng.run()
+        if not all(done):
+            raise SimulationError("deadlock: some instructions never became ready")
+        t1 = max(end) if n else t0
+        eng.run(t1)
+        res = acc.result(t0, t1, n, self.policy)
+        if self.keep_segments:
+            res.schedule = [(ins.name, ins.unit, start[i], end[i]) for i, ins in enumerate(prog)]
+        return res
+
+    def _execute(self, ins: Instr, now: int, acc: "_Accumulator", start, end, serial: bool) -> int:
+        """Start `ins` at `now`; record its work; return its end time."""
+        t = now
+        acc.segment(t, t + self.issue_ps, "other", ins.op_id)
+        t += self.issue_ps
+        if ins.kind == "vector":
+            for p in ins.parts:
+                ps = self.vu.ps(p.cost)
+                acc.segment(t, t + ps, p.category, p.op_id)
+                acc.asic(p.cost)
+                t += ps
+            if not serial and ins.stream_from >= 0:
+                t = max(t, end[ins.stream_from] + self.asic.cycles_to_ps(ins.tail_cycles))
+            return t
+        if ins.kind == "fetch":
+            nbytes, channels = ins.payload
+            ps = self._fetch_ps(nbytes, channels)
+            acc.segment(t, t + ps, "transfer", ins.op_id)
+            acc.link(nbytes)
+            return t + ps
+        # PIM instructions: command path latency, the PIM's work, result return latency
+        lat = self.link_lat_ps
+        acc.segment(t, t + lat, "transfer", ins.op_id)
+        t += lat
+        if ins.kind == "vmm":
+            r = self.pim.vmm(ins.payload, t, self.memo)
+            cat, back = "pim_vmm", lat
+        else:
+            layer, token = ins.payload
+            r = self.pim.kv_append(layer, token, t)
+            cat, back = "kv_write", 0
+        if r.end_ps < t:
+            raise SimulationError(f"{ins.name}: PIM finished before it started")
+        if r.other_ps:
+            acc.segment(t, t + r.other_ps, "other", ins.op_id)
+            acc.refresh_ps += r.other_ps
+        acc.segment(t + r.other_ps, r.end_ps, cat, ins.op_id)
+        acc.pim(r)
+        t = r.end_ps
+        if back:
+            acc.segment(t, t + back, "transfer", ins.op_id)
+            t += back
+        return t
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class _Accumulator:
+    def __init__(self, keep: bool):
+        self.keep = keep
+        self.segments: list[tuple[int, int, str, str]] = []
+        self.cat_ps = dict.fromkeys(CATEGORIES, 0)
+        self.op_ps: dict[str, int] = {}
+        self.cost = ZERO
+        self.pim_counts: dict[str, float] = {}
+        self.link_bits = 0
+        self.hits = self.misses = 0
+        self.offchip = 0
+        self.refresh_ps = 0
+        self.phases: dict[str, int] = {}
+        self.n = 0
+
+    def segment(self, a: int, b: int, cat: str, op: str) -> None:
+        if b <= a:
+            return
+        self.cat_ps[cat] += b - a
+        self.op_ps[op] = self.op_ps.get(op, 0) + (b - a)
+        if self.keep:
+            self.segments.append((a, b, cat, op))
+
+    def asic(self, cost: VectorCost) -> None:
+        self.cost = self.cost + cost
+
+    def link(self, nbytes: int) -> None:
+        self.link_bits += 8 * nbytes
+        self.offchip += nbytes
+
+    def pim(self, r: PimOpResult) -> None:
+        for k, v in r.counts.items():
+            self.pim_counts[k] = self.pim_counts.get(k, 0) + v
+        self.hits += r.row_hits
+        self.misses += r.row_misses
+        self.offchip += r.bytes_in + r.bytes_out
+        for k, v in r.phases_ps.items():
+            self.phases[k] = self.phases.get(k, 0) + v
+
+    def result(self, t0: int, t1: int, n: int, policy: str) -> TokenResult:
+        if policy == "serial":
+            breakdown = dict(self.cat_ps)
+            gap = (t1 - t0) - sum(breakdown.values())
+            if gap:
+                raise SimulationError(f"serial schedule has {gap} ps not covered by instructions")
+        else:
+            breakdown = attribute(self.segments, t0, t1)
+        return TokenResult(t0, t1, breakdown, dict(self.op_ps), self.cost, dict(self.pim_counts), self.link_bits,
+                           self.hits, self.misses, self.offchip, n, self.refresh_ps, dict(self.phases),
+                           self.segments if self.keep else None)
+
+
+def attribute(segments: list[tuple], t0: int, t1: int) -> dict[str, int]:
+    """Split [t0, t1) among categories: each instant goes to the highest-priority busy category
+    (pim_vmm > kv_write > transfer > asic > other); idle instants go to `other`."""
+    events = []
+    for a, b, c, *_ in segments:
+        events.append((a, 0, c))
+        events.append((b, 1, c))
+    events.sort()
+    out = dict.fromkeys(CATEGORIES, 0)
+    active = dict.fromkeys(CATEGORIES, 0)
+    t = t0
+    for time, kind, c in events:
+        if time > t:
+            cur = next((k for k in CATEGORIES if active[k] > 0), "other")
+            out[cur] += min(time, t1) - t
+            t = time
+        active[c] += 1 if kind == 0 else -1
+    if t1 > t:
+        out["other"] += t1 - t
+    return out

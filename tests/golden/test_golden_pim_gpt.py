@@ -1,0 +1,58 @@
+"""Golden summaries of the shipped PIM-GPT workloads (workloads/pim_gpt/*.yaml) at 2 generated
+tokens (the shipped prompt, so the same contexts as the workloads' first two tokens), and of the
+`vmm` examples. A change in any simulated number fails here; regenerate deliberately with
+`pytest tests/golden --update-golden` and explain the change in the commit."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from hwsim.workload import load_workload, run_workload
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKLOADS = sorted((ROOT / "workloads" / "pim_gpt").glob("*.yaml"))
+GOLDEN = Path(__file__).resolve().parent / "pim_gpt"
+TOKENS = 2
+
+
+def _run(path: Path) -> dict:
+    wl = load_workload(path, [f"run.generated_tokens={TOKENS}"] if not path.name.startswith("vmm_") else None)
+    return json.loads(json.dumps(run_workload(wl).summary, sort_keys=True))
+
+
+def _compare(got, want, where=""):
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and sorted(got) == sorted(want), f"{where}: keys differ"
+        for k in want:
+            _compare(got[k], want[k], f"{where}.{k}" if where else k)
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), f"{where}: lengths differ"
+        for i, (g, w) in enumerate(zip(got, want)):
+            _compare(g, w, f"{where}[{i}]")
+    elif isinstance(want, float) and not isinstance(want, bool):
+        assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9), f"{where}: {got!r} != golden {want!r}"
+    else:
+        assert got == want, f"{where}: {got!r} != golden {want!r}"
+
+
+@pytest.mark.parametrize("path", WORKLOADS, ids=[p.stem for p in WORKLOADS])
+def test_golden_summary(path: Path, update_golden: bool):
+    got = _run(path)
+    gold = GOLDEN / f"{path.stem}.json"
+    if update_golden or not gold.exists():
+        gold.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
+        if not update_golden:
+            pytest.fail(f"no golden file {gold.name}: written now; review and commit it")
+        return
+    _compare(got, json.loads(gold.read_text()))
+
+
+def test_every_shipped_model_workload_is_present():
+    names = {p.stem for p in WORKLOADS}
+    for m in ("gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl", "gpt3-small", "gpt3-medium", "gpt3-large",
+              "gpt3-xl"):
+        assert m in names
