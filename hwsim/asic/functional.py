@@ -826,8 +826,9 @@ def _workload_parts(wl):
     pim = getattr(hw, "pim", None)
     asic = getattr(hw, "asic", None)
     if pim is not None and not hasattr(pim, "row_elems"):
+        from hwsim.asic.workload import pim_value
         from hwsim.dram_pim.pim import load_pim
-        pim = load_pim(pim, file, "hardware.pim")
+        pim = load_pim(pim_value(pim), file, "hardware.pim")
     if asic is not None and not hasattr(asic, "exp_taylor_degree"):
         from hwsim.asic.spec import load_asic
         asic = load_asic(asic, file, "hardware.asic")
