@@ -84,6 +84,8 @@ class PimGptWorkload:
     baselines: Baselines = spec("GPU/CPU baselines", default_factory=Baselines)
     energy: tuple[str, ...] = spec("energy tables (presets) whose entries together price every action",
                                    default=DEFAULT_ENERGY)
+    dump_commands: bool = spec("also write every DRAM/PIM command issued (commands.csv, for hwsim check)",
+                               default=False)
 
     def validate(self, file: str | None, path: str) -> None:
         model = load_model(self.model, file, "model")
@@ -206,14 +208,14 @@ class _Totals:
 
 def simulate(model: ModelSpec, pim_spec, asic: AsicSpec, prompt: int, generated: int, *, policy: str = "serial",
              include_embedding: bool = True, include_lm_head: bool = True, memo: bool = True,
-             keep_segments: bool = False, file: str | None = None, on_token=None):
+             keep_segments: bool = False, file: str | None = None, on_token=None, record: bool = False):
     """Place `model` and simulate `generated` tokens; return (_Totals, PimSystem, ModelPlacement)."""
     from hwsim.dram_pim.pim import PimSystem
     from hwsim.mapping.partition import place_model
 
     mp = place_model(model, pim_spec, model.context, include_lm_head=include_lm_head, file=file)
     params_fit(model, asic, file)
-    system = PimSystem(pim_spec, mp)
+    system = PimSystem(pim_spec, mp, record=record)
     port = PimSystemPort(system, mp)
     vu = VectorUnit(asic)
     comp = Compiler(model, vu, port, CompileOptions(include_embedding, include_lm_head, asic.params))
@@ -326,7 +328,7 @@ def run(wl, **options):
     tot, system, mp = simulate(model, pim_spec, asic, prompt, gen, policy=cfg.run.policy,
                                include_embedding=cfg.run.include_embedding, include_lm_head=cfg.run.include_lm_head,
                                memo=memo, keep_segments=bool(trace_path), file=file,
-                               on_token=on_token)
+                               on_token=on_token, record=cfg.dump_commands)
     n = len(tot.latency_ps)
     total_ps = sum(tot.latency_ps)
     # Energy: PIM counts, ASIC ops and SRAM, ASIC leakage over the whole run, link transfers.
@@ -389,6 +391,8 @@ def run(wl, **options):
         summary["functional"] = functional
     stats = _stats(tot, energy, counts, n, model, pim_spec, system)
     files = {"ops.csv": _ops_csv(tot.last, g_last, base_rows, lat_ns), "tokens.csv": _tokens_csv(tot)}
+    if cfg.dump_commands:
+        files["commands.csv"] = system.trace_csv()
     if trace_path:
         trace_events.write(trace_path)
     perf = {"memo_hits": system.memo_hits, "memo_misses": system.memo_misses,

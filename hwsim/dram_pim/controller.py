@@ -28,6 +28,13 @@ class CommandLog:
     def __len__(self) -> int:
         return len(self.tick)
 
+    def in_issue_order(self) -> "CommandLog":
+        """The log sorted by tick (stable): per-channel streams merged into one issue order."""
+        if len(self.tick) < 2 or bool((self.tick[1:] >= self.tick[:-1]).all()):
+            return self
+        o = np.argsort(self.tick, kind="stable")
+        return CommandLog(self.tick[o], self.cmd[o], self.bank[o], self.row[o], self.column[o])
+
 
 @dataclass
 class DramResult:
@@ -136,6 +143,7 @@ def command_csv(dspec: DramSpec, log: CommandLog) -> str:
     from hwsim.dram_pim.commands import META, RANK
 
     o = dspec.organization
+    log = log.in_issue_order()
     b = log.bank
     ch = b // (o.ranks * o.banks_per_rank)
     rank = (b // o.banks_per_rank) % o.ranks

@@ -226,6 +226,7 @@ class VmmResult:
 def trace_rows(dspec: DramSpec, log: CommandLog) -> list[tuple]:
     """CommandLog -> rows for `hwsim.dram_pim.checker.check_trace` (same fields as `command_csv`)."""
     o = dspec.organization
+    log = log.in_issue_order()
     b = log.bank
     ch = b // (o.ranks * o.banks_per_rank)
     rank = (b // o.banks_per_rank) % o.ranks
@@ -470,9 +471,7 @@ class PimSystem:
         if not self._log:
             e = np.zeros(0, np.int64)
             return CommandLog(e, e, e, e, e)
-        arrs = [np.concatenate([x[i] for x in self._log]) for i in range(5)]
-        o = np.argsort(arrs[0], kind="stable")
-        return CommandLog(*(a[o] for a in arrs))
+        return CommandLog(*(np.concatenate([x[i] for x in self._log]) for i in range(5))).in_issue_order()
 
     def trace_rows(self) -> list[tuple]:
         return trace_rows(self.dram, self.command_log())
