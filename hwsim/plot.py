@@ -72,7 +72,7 @@ class Figures:
         if log:
             ax.set_yscale("log")
         if len(series) > 1:
-            ax.legend(fontsize="small")
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
         ax.grid(axis="y", alpha=0.3)
         self._save(fig, stem)
 

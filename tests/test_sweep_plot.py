@@ -71,3 +71,15 @@ def test_plot_sweep_and_run_and_compare(tmp_path, capsys):
     cycles = next(r for r in data["rows"] if r[0] == "cycles")
     assert cycles[3] == pytest.approx(cycles[2] / cycles[1], rel=1e-5)
     assert main(["plot", str(tmp_path)]) == 2
+
+
+def test_pim_gpt_run_and_suite_plots(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "g"
+    assert main(["run", "workloads/pim_gpt/gpt2-small.yaml", "-o", str(out), "--json",
+                 "--set", "run.generated_tokens=2"]) == 0
+    assert main(["plot", str(out)]) == 0
+    names = {p.name for p in (out / "plots").iterdir()}
+    for stem in ("speedup_energy_efficiency", "latency_breakdown", "energy_breakdown", "latency_vs_context",
+                 "roofline"):
+        assert {f"{stem}.png", f"{stem}.svg", f"{stem}.csv"} <= names, stem

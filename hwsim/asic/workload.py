@@ -509,6 +509,9 @@ def _table(s: dict) -> list[tuple[str, Any]]:
 # Suite table
 
 
+from hwsim.asic.plots import plot_run, plot_suite  # noqa: E402,F401  (found by `hwsim plot`)
+
+
 def suite_table(results: list[tuple[str, dict]]):
     """(headers, rows, aggregates): one row per model with latency, energy, row hits and the speedup
     and energy efficiency against T4 and Xeon Gold 6154 in every baseline mode; aggregates give the
