@@ -1,0 +1,51 @@
+"""Same input, same stats.json and summary.json, byte for byte: across runs, with and without
+memoisation, and with numba on and off (NUMBA_DISABLE_JIT=1, a small case in a subprocess)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hwsim.cli import main
+
+TINY = {"name": "tiny", "n_layers": 2, "d_model": 128, "n_heads": 2, "d_ff": 512, "vocab": 1000, "context": 64}
+FILES = ("stats.json", "summary.json")
+
+
+def _tiny(tmp_path: Path) -> Path:
+    p = tmp_path / "tiny.yaml"
+    p.write_text(f"kind: pim_gpt\nmodel: {json.dumps(TINY)}\nrun: {{prompt_tokens: 5, generated_tokens: 3}}\n")
+    return p
+
+
+def _outputs(folder: Path) -> dict:
+    return {name: (folder / name).read_bytes() for name in FILES}
+
+
+def test_memo_and_plain_and_numba_off_are_byte_identical(tmp_path):
+    wl = _tiny(tmp_path)
+    assert main(["run", str(wl), "-o", str(tmp_path / "memo"), "--json"]) == 0
+    assert main(["run", str(wl), "-o", str(tmp_path / "plain"), "--json", "--no-memo"]) == 0
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    subprocess.run([sys.executable, "-m", "hwsim", "run", str(wl), "-o", str(tmp_path / "nojit"), "--json"],
+                   check=True, env=env, capture_output=True)
+    ref = _outputs(tmp_path / "memo")
+    assert _outputs(tmp_path / "plain") == ref
+    assert _outputs(tmp_path / "nojit") == ref
+
+
+def test_paper_workload_memo_vs_plain(tmp_path):
+    wl = "workloads/pim_gpt/gpt2-small.yaml"
+    sets = ["--set", "run.generated_tokens=2"]
+    assert main(["run", wl, "-o", str(tmp_path / "memo"), "--json", *sets]) == 0
+    assert main(["run", wl, "-o", str(tmp_path / "plain"), "--json", "--no-memo", *sets]) == 0
+    assert _outputs(tmp_path / "memo") == _outputs(tmp_path / "plain")
+
+
+def test_smoke_dram_numba_off_identical(tmp_path):
+    assert main(["run", "workloads/smoke.yaml", "-o", str(tmp_path / "jit"), "--json"]) == 0
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    subprocess.run([sys.executable, "-m", "hwsim", "run", "workloads/smoke.yaml", "-o", str(tmp_path / "nojit"),
+                    "--json"], check=True, env=env, capture_output=True)
+    assert _outputs(tmp_path / "jit") == _outputs(tmp_path / "nojit")
