@@ -1,0 +1,194 @@
+"""T3 system kernel: closed forms on idle systems, exact traffic accounting, a functional check of
+the reduced values with real numbers, the protocol checker on the command trace, and agreement of
+the symmetric reductions (one GPU for N, one channel for all) with the full simulations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwsim.config import build
+from hwsim.dram_pim.checker import check_trace
+from hwsim.dram_pim.commands import Cmd
+from hwsim.t3 import collective as coll
+from hwsim.t3 import system as S
+from hwsim.t3.memctrl import POL_FRFCFS, POL_MCA
+from hwsim.t3.params import SystemParams
+from hwsim.t3.producer import BURST, chunk_of, make_plan
+from hwsim.t3.sim import command_rows, make_setup, simulate
+
+
+def small_setup(*, tp=4, tokens=256, hidden=512, kf=1, channels=4, ch_sim=None, gpus="symmetric", l2_MB=16.0,
+                **sys):
+    raw = {"dram": {"channels": channels}, "sim": {"channels_simulated": ch_sim or channels, "gpus": gpus},
+           "gemm": {"tile_m": 64, "tile_n": 64, "tile_k": 32}, "gpu": {"l2_MB": l2_MB}}
+    for k, v in sys.items():
+        sec, name = k.split("__")
+        raw.setdefault(sec, {})[name] = v
+    p = build(SystemParams, raw)
+    plan = make_plan(tokens, hidden, kf * hidden // tp, BM=64, BN=64, BK=32, tp=tp)
+    return make_setup(plan, p)
+
+
+def bytes_of(setup, res, stream, direction):
+    i = S.STREAM_NAMES.index(stream)
+    return int(res.bursts[:, i, direction].sum()) * BURST * setup.ch_tot // setup.ch_sim // setup.n_gpu
+
+
+# ---- closed forms ----------------------------------------------------------------------------
+@pytest.mark.parametrize("gpus", ["symmetric", "explicit"])
+@pytest.mark.parametrize("tp", [2, 4, 8])
+def test_ring_rs_on_an_idle_system_takes_n_minus_1_alpha_plus_c_over_b(gpus, tp):
+    st = small_setup(tp=tp, tokens=64 * tp, gpus=gpus)
+    c = st.plan.chunk_bytes
+    res = simulate(st, gemm=S.GEMM_NONE, coll=S.COLL_RS, nomem=True, slice_bytes=c)
+    p = st.params.link
+    want = coll.ring_rs_time_idle_ps(c, tp, int(p.latency_ns * 1000), p.bandwidth_GBps)
+    assert res.time_ps == want
+    assert want == (tp - 1) * (500_000 + -(-c * 1_000_000 // 150_000))
+
+
+def test_lone_gemm_dram_bytes_match_the_tiling_arithmetic():
+    # No L2: every k-step block is fetched by every WG that uses it.
+    st = small_setup(l2_MB=0.0)
+    plan = st.plan
+    res = simulate(st, gemm=S.GEMM_BASE, coll=S.COLL_NONE)
+    n_mtiles = plan.tp * plan.mt_per_chunk
+    assert bytes_of(st, res, "gemm", 0) == plan.nt * plan.a_bytes_total() + n_mtiles * plan.b_bytes_total()
+    assert bytes_of(st, res, "gemm", 1) == plan.c_bytes_total() == plan.M * plan.N * 2
+    # An L2 that holds everything: A and B are read exactly once.
+    st = small_setup(l2_MB=1024.0)
+    res = simulate(st, gemm=S.GEMM_BASE, coll=S.COLL_NONE)
+    assert bytes_of(st, res, "gemm", 0) == st.plan.a_bytes_total() + st.plan.b_bytes_total()
+    assert st.plan.a_bytes_total() == st.plan.M * st.plan.K * 2
+
+
+@pytest.mark.parametrize("tp", [4, 8])
+def test_collective_traffic_matches_the_accounting(tp):
+    st = small_setup(tp=tp, tokens=64 * tp)
+    c = st.plan.chunk_bytes
+    rs = simulate(st, gemm=S.GEMM_NONE, coll=S.COLL_RS)
+    want = coll.baseline_rs_traffic(tp)
+    assert bytes_of(st, rs, "rs", 0) == want.reads * c and bytes_of(st, rs, "rs", 1) == want.writes * c
+    nmc = simulate(st, gemm=S.GEMM_NONE, coll=S.COLL_RS_NMC)
+    want = coll.nmc_rs_traffic(tp)
+    assert bytes_of(st, nmc, "rs", 0) == want.reads * c and bytes_of(st, nmc, "nmc", 1) == want.writes * c
+    ag = simulate(st, gemm=S.GEMM_NONE, coll=S.COLL_AG)
+    want = coll.ag_traffic(tp)
+    assert bytes_of(st, ag, "ag", 0) == want.reads * c and bytes_of(st, ag, "ag", 1) == want.writes * c
+    t3 = simulate(st, gemm=S.GEMM_T3, coll=S.COLL_NONE)
+    want = coll.t3_rs_traffic(tp)
+    assert bytes_of(st, t3, "dma", 0) == want.reads * c
+    assert bytes_of(st, t3, "nmc", 1) == want.writes * c
+    assert bytes_of(st, t3, "gemm", 1) == (tp - 1) * c              # stage 1 goes remote
+    assert t3.link_bytes == (tp - 1) * c and rs.link_bytes == (tp - 1) * c
+    assert t3.dma_count == (tp - 2) * st.plan.tiles_per_chunk
+
+
+# ---- functional check: every partial is reduced exactly once ---------------------------------
+def _blocked(plan, C):
+    """The GEMM output C (M x N) in the blocked layout, as (bursts, 16) FP16 slots."""
+    out = np.zeros(plan.c_bytes_total() // 2)
+    pos = 0
+    for c in range(plan.tp):
+        for l in range(plan.tiles_per_chunk):
+            i, j = divmod(l, plan.nt)
+            r0 = c * plan.rows_per_chunk + i * plan.BM
+            tile = C[r0:r0 + plan.tile_rows[l], j * plan.BN:j * plan.BN + plan.tile_cols[l]]
+            out[pos:pos + tile.size] = tile.ravel()
+            pos += tile.size
+    return out.reshape(-1, BURST // 2)
+
+
+@pytest.mark.parametrize("policy", [POL_FRFCFS, POL_MCA])
+def test_t3_reduces_every_partial_exactly_once_with_real_numbers(policy):
+    tp = 4
+    st = small_setup(tp=tp, gpus="explicit", tracker__entries=2, tracker__placement="per_gpu")
+    plan = st.plan
+    rng = np.random.default_rng(7)
+    A = [rng.standard_normal((plan.M, plan.K)) for _ in range(tp)]
+    B = [rng.standard_normal((plan.K, plan.N)) for _ in range(tp)]
+    partial = [_blocked(plan, a @ b) for a, b in zip(A, B)]        # per GPU, indexed by burst - base
+    base = int(plan.chunk_off[0]) // BURST
+    res = simulate(st, gemm=S.GEMM_T3, coll=S.COLL_NONE, policy=policy, record=True)
+    assert res.tracker_fallbacks > 0                                # the full-table path is exercised
+    q = res.requests
+    mem = [np.zeros_like(partial[0]) for _ in range(tp)]
+    payload = {}
+    n_local = np.zeros((tp, len(mem[0])), dtype=int)
+    n_remote = np.zeros_like(n_local)
+    column = {int(Cmd.RD), int(Cmd.WR), int(Cmd.UPD)}
+    for tick, cmd, bank, row, col, r in res.log.tolist():
+        if cmd not in column:     # ACT/PRE rows also name the request they open a row for
+            continue
+        g, b, kind = int(q["gpu"][r]), int(q["b"][r]) - base, int(q["kind"][r])
+        if kind == S.K_STORE:                     # local update by the GEMM
+            mem[g][b] += partial[g][b]
+            n_local[g, b] += 1
+        elif kind == S.K_NMC:                     # incoming update from the upstream GPU
+            src = (g - 1) % tp
+            stage = int(q["owner"][r]) // plan.tiles_per_chunk
+            val = partial[src][b] if stage == 1 else payload.pop((src, b))
+            mem[g][b] += val
+            n_remote[g, b] += 1
+        elif kind == S.K_DMA:                     # the DMA reads the reduced partial
+            assert (g, b) not in payload
+            payload[(g, b)] = mem[g][b].copy()
+    assert not payload, "a DMA'd partial was never delivered"
+    total = sum(a @ b for a, b in zip(A, B))
+    want = _blocked(plan, total)
+    cb = plan.chunk_bytes // BURST
+    for g in range(tp):
+        own = chunk_of(g, tp - 1, tp)
+        sl = slice(own * cb, (own + 1) * cb)
+        np.testing.assert_allclose(mem[g][sl], want[sl], rtol=1e-9, atol=1e-9)
+        for s in range(tp):
+            c = chunk_of(g, s, tp)
+            cs = slice(c * cb, (c + 1) * cb)
+            assert (n_local[g, cs] == (0 if s == 0 else 1)).all()       # stage 1 is stored remotely
+            assert (n_remote[g, cs] == (0 if s == 0 else 1)).all()
+
+
+# ---- protocol checker --------------------------------------------------------------------------
+@pytest.mark.parametrize("policy", [POL_FRFCFS, POL_MCA])
+def test_memctrl_command_trace_passes_the_independent_checker(policy):
+    st = small_setup(tp=4, channels=2, ch_sim=2)
+    for gemm, c in [(S.GEMM_T3, S.COLL_NONE), (S.GEMM_BASE, S.COLL_NONE), (S.GEMM_NONE, S.COLL_RS)]:
+        res = simulate(st, gemm=gemm, coll=c, policy=policy, record=True)
+        rows = command_rows(st, res)
+        assert len(rows) > 1000
+        assert any(r[7].name == "UPD" for r in rows) or gemm != S.GEMM_T3
+        violations = check_trace(st.dspec_dev, rows)
+        assert violations == [], [str(v) for v in violations[:5]]
+
+
+# ---- symmetric reductions ------------------------------------------------------------------------
+def test_symmetric_one_gpu_agrees_with_all_gpus_explicitly():
+    sym = small_setup(tp=4, tokens=512, kf=4)
+    exp = small_setup(tp=4, tokens=512, kf=4, gpus="explicit")
+    for gemm, c in [(S.GEMM_T3, S.COLL_NONE), (S.GEMM_NONE, S.COLL_RS), (S.GEMM_BASE, S.COLL_NONE)]:
+        a = simulate(sym, gemm=gemm, coll=c)
+        b = simulate(exp, gemm=gemm, coll=c)
+        assert abs(a.time_ps - b.time_ps) <= 0.03 * b.time_ps, (gemm, c, a.time_ps, b.time_ps)
+        for s in S.STREAM_NAMES:
+            for d in (0, 1):
+                assert bytes_of(sym, a, s, d) == bytes_of(exp, b, s, d)
+
+
+def test_one_channel_agrees_with_all_channels():
+    one = small_setup(tp=4, tokens=512, kf=4, channels=8, ch_sim=1)
+    full = small_setup(tp=4, tokens=512, kf=4, channels=8, ch_sim=8)
+    for gemm, c in [(S.GEMM_T3, S.COLL_NONE), (S.GEMM_NONE, S.COLL_RS), (S.GEMM_BASE, S.COLL_NONE)]:
+        a = simulate(one, gemm=gemm, coll=c)
+        b = simulate(full, gemm=gemm, coll=c)
+        assert abs(a.time_ps - b.time_ps) <= 0.05 * b.time_ps, (gemm, c, a.time_ps, b.time_ps)
+        for s in S.STREAM_NAMES:
+            for d in (0, 1):
+                assert bytes_of(one, a, s, d) == bytes_of(full, b, s, d)
+
+
+def test_runs_are_deterministic():
+    st = small_setup()
+    a = simulate(st, gemm=S.GEMM_T3, coll=S.COLL_NONE, policy=POL_MCA, record=True)
+    b = simulate(st, gemm=S.GEMM_T3, coll=S.COLL_NONE, policy=POL_MCA, record=True)
+    assert a.time_ps == b.time_ps and np.array_equal(a.log, b.log)
