@@ -140,16 +140,24 @@ def plot_dram(folder: Path, summary: dict, figs: Figures) -> None:
 RUN_PLOTTERS: dict[str, Callable] = {"dram": plot_dram}
 
 
-def _kind_plotter(kind: str):
-    if kind in RUN_PLOTTERS:
-        return RUN_PLOTTERS[kind]
+def _plots_module(kind: str):
+    """The module that draws a workload kind: `plots` beside the kind's runner, else the runner."""
     import importlib
 
     from hwsim.workload import KINDS
-    if kind in KINDS:
-        mod = importlib.import_module(KINDS[kind][0])
-        return getattr(mod, "plot_run", None)
-    return None
+    if kind not in KINDS:
+        return None
+    runner = KINDS[kind][0]
+    try:
+        return importlib.import_module(runner.rsplit(".", 1)[0] + ".plots")
+    except ModuleNotFoundError:
+        return importlib.import_module(runner)
+
+
+def _kind_plotter(kind: str):
+    if kind in RUN_PLOTTERS:
+        return RUN_PLOTTERS[kind]
+    return getattr(_plots_module(kind), "plot_run", None)
 
 
 def plot_folder(folder: str, metrics: list[str] | None = None) -> list[Path]:
@@ -163,11 +171,7 @@ def plot_folder(folder: str, metrics: list[str] | None = None) -> list[Path]:
     elif (root / "suite.json").exists():
         suite = json.loads((root / "suite.json").read_text())
         for kind in suite["tables"]:
-            import importlib
-
-            from hwsim.workload import KINDS
-            mod = importlib.import_module(KINDS[kind][0])
-            plotter = getattr(mod, "plot_suite", None)
+            plotter = getattr(_plots_module(kind), "plot_suite", None)
             if plotter is not None:
                 plotter(root, suite["tables"][kind], figs)
             else:

@@ -83,3 +83,23 @@ def test_pim_gpt_run_and_suite_plots(tmp_path, capsys):
     for stem in ("speedup_energy_efficiency", "latency_breakdown", "energy_breakdown", "latency_vs_context",
                  "roofline"):
         assert {f"{stem}.png", f"{stem}.svg", f"{stem}.csv"} <= names, stem
+
+
+def test_t3_run_and_suite_plots(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    import csv
+
+    run = tmp_path / "t3" / "op"
+    assert main(["run", "workloads/t3/megagpt2_op_tp8.yaml", "-o", str(run), "--json", "--set", "tokens=512"]) == 0
+    assert main(["plot", str(run)]) == 0
+    for stem in ("speedup", "dram_traffic_by_stream"):
+        assert (run / "plots" / f"{stem}.png").stat().st_size > 1000
+    rows = list(csv.reader((run / "plots" / "speedup.csv").open()))
+    summary = json.loads((run / "summary.json").read_text())
+    assert float(rows[2][1]) == pytest.approx(summary["configs"]["t3"]["speedup_vs_sequential"])
+    suite = tmp_path / "suite"
+    assert main(["suite", "workloads/t3", "-o", str(suite), "--json", "--set", "tokens=512"]) == 0
+    capsys.readouterr()
+    assert main(["plot", str(suite)]) == 0
+    assert (suite / "plots" / "suite_speedup.png").exists()
+    assert len(list(csv.reader((suite / "plots" / "suite_speedup.csv").open()))) == 17
