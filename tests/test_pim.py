@@ -33,68 +33,124 @@ def check(dspec, rows, **kw):
 
 
 # GDDR6_AiM numbers used below (hwsim/presets/dram/GDDR6_AiM.yaml, tCK = 500 ps):
-# nBL 2, nCL 50, nCWL 6, nRCD_MAC 56, nRP 32, nRAS 54, nRC 89, nRTP 12, nCCD_L 2, nGB_MAC 1, nMAC_RES 2.
+# nBL 2, nCL 50, nCWL 6, nRCD_MAC 56, nRP 32, nRAS 54, nRC 89, nRTP 12, nCCD_L 2, nGB_MAC 1, nMAC_RES 2;
+# pim_gpt preset: mode change nMODCH 32 (aim_simulator TMOD), RD_MAC latency nCLREG 0.
 NBL, NCL, NCWL, NRCD_MAC, NRP, NRAS, NRC, NRTP, NCCD, NGB, NRES = 2, 50, 6, 56, 32, 54, 89, 12, 2, 1, 2
+NMODCH, NCLREG = 32, 0
+
+
+def _ticks(rows):
+    return {c: [t for t, *_, cc in rows if cc == c] for c in Cmd}
 
 
 def test_hand_worked_vmm_1024x16_one_channel():
     """d_in = 1024, d_out = 16 on one channel: one 1024-element column per bank = one row per bank.
+    WR_GB and RD_MAC run in register mode, the rest in normal mode; every change of mode takes a
+    TMOD slot at the command's first legal tick and the command issues nMODCH = 32 later
+    (aim_simulator's AiM controller).
 
-    ACT_AB  @0     (hoisted before the broadcast, pim.overlap_activate)
-    WR_GB x64      @1, 3, ..., 127   (1024 BF16 = 64 bursts of 32 B, nBL = 2 apart; one command/cycle)
-    MAC_AB x64     first @ max(ACT + nRCD_MAC = 56, last WR_GB + nCWL + nBL + nGB_MAC = 127 + 9 = 136) = 136,
-                   then nCCD_L = 2 apart -> last @ 262
-    RD_MAC         @ last MAC + nMAC_RES = 264
-    PREA           @ max(last MAC + nRTP = 274, ACT + nRAS = 54) = 274
-    end            = RD_MAC + nCL + nBL = 316 cycles = 158 ns."""
+    ACT_AB  @0     (hoisted before the broadcast, pim.overlap_activate; channel in normal mode)
+    TMOD    @1     -> WR_GB x64 @33, 35, ..., 159 (64 bursts of 32 B, nBL = 2 apart)
+    MAC_AB  legal @ max(ACT + nRCD_MAC = 56, last WR_GB + nCWL + nBL + nGB_MAC = 168) = 168:
+            TMOD @168 -> MAC x64 @200, 202, ..., 326 (nCCD_L = 2)
+    RD_MAC  legal @ last MAC + nMAC_RES = 328: TMOD @328 -> RD_MAC @360
+    PREA    legal @ max(last MAC + nRTP = 338, ACT + nRAS, 361) = 361: TMOD @361 -> PREA @393
+    end     = max(RD_MAC + nCLREG + nBL = 362, PREA + 1 = 394) = 394 cycles = 197 ns; 4 mode changes."""
     ps = pim(channels=1, refresh="none")
+    assert (ps.mode_switch_cycles, ps.rd_mac_latency_cycles) == (NMODCH, NCLREG)
     s = PimSystem(ps, record=True)
     r = s.vmm(place_matrix("w", 1024, 16, ps))
-    first_mac = max(NRCD_MAC, 1 + 63 * NBL + NCWL + NBL + NGB)
+    first_wr = 1 + NMODCH
+    last_wr = first_wr + 63 * NBL
+    first_mac = max(NRCD_MAC, last_wr + NCWL + NBL + NGB) + NMODCH
     last_mac = first_mac + 63 * NCCD
-    rd = last_mac + NRES
-    prea = max(last_mac + NRTP, NRAS)
-    assert (first_mac, last_mac, rd, prea) == (136, 262, 264, 274)
-    assert r.start_tick == 0 and r.end_tick == rd + NCL + NBL == 316
-    assert r.latency_ps == 316 * 500
+    rd = last_mac + NRES + NMODCH
+    prea = max(last_mac + NRTP, NRAS, rd + 1) + NMODCH
+    assert (first_wr, last_wr, first_mac, last_mac, rd, prea) == (33, 159, 200, 326, 360, 393)
+    assert r.start_tick == 0 and r.end_tick == max(rd + NCLREG + NBL, prea + 1) == 394
+    assert r.latency_ps == 394 * 500 and r.mode_switches == 4
     assert r.commands == {"ACT_AB": 1, "WR_GB": 64, "MAC_AB": 64, "RD_MAC": 1, "PREA": 1}
     assert (r.bytes_in, r.bytes_out, r.macs) == (64 * 32, 32, 1024 * 16)
     assert (r.row_hits, r.row_misses) == (63 * 16, 16)
     assert sum(r.cycles.values()) == r.latency_cycles
     rows = r.trace_rows(s.dram)
-    ticks = {c: [t for t, *_, cc in rows if cc == c] for c in Cmd}
+    ticks = _ticks(rows)
     assert ticks[Cmd.ACT_AB] == [0]
-    assert ticks[Cmd.WR_GB] == list(range(1, 128, 2))
-    assert ticks[Cmd.MAC_AB] == list(range(136, 263, 2))
-    assert ticks[Cmd.RD_MAC] == [264] and ticks[Cmd.PREA] == [274]
+    assert ticks[Cmd.WR_GB] == list(range(33, 160, 2))
+    assert ticks[Cmd.MAC_AB] == list(range(200, 327, 2))
+    assert ticks[Cmd.RD_MAC] == [360] and ticks[Cmd.PREA] == [393]
     assert [col for *_, col, cc in rows if cc == Cmd.MAC_AB] == list(range(64))
     check(s.dram, s.trace_rows())
 
 
+def test_hand_worked_vmm_1024x16_without_mode_changes():
+    """The same VMM with mode_switch_cycles = 0: ACT_AB @0, WR_GB @1..127, first MAC @ max(56,
+    127 + 9) = 136, last @262, RD_MAC @264, PREA @ max(262 + nRTP, 265) = 274; end = PREA + 1 = 275
+    (RD_MAC's data is back at 264 + nCLREG + nBL = 266)."""
+    ps = pim(channels=1, refresh="none", mode_switch_cycles=0)
+    s = PimSystem(ps, record=True)
+    r = s.vmm(place_matrix("w", 1024, 16, ps))
+    ticks = _ticks(r.trace_rows(s.dram))
+    assert ticks[Cmd.WR_GB] == list(range(1, 128, 2)) and ticks[Cmd.MAC_AB] == list(range(136, 263, 2))
+    assert ticks[Cmd.RD_MAC] == [264] and ticks[Cmd.PREA] == [274]
+    assert r.end_tick == 275 and r.mode_switches == 0
+    # With the array's CAS latency on RD_MAC (nCL) the data, not the PREA, ends the VMM.
+    ps2 = pim(channels=1, refresh="none", mode_switch_cycles=0, rd_mac_latency_cycles=NCL)
+    assert PimSystem(ps2).vmm(place_matrix("w", 1024, 16, ps2)).end_tick == 264 + NCL + NBL == 316
+
+
 def test_hand_worked_vmm_1024x128_one_channel():
-    """d_out = 128 on 16 banks: 8 rows per bank, the broadcast once. Row k >= 1:
-    ACT_AB @ max(PREA_{k-1} + nRP, ACT_{k-1} + nRC) = PREA_{k-1} + 32, first MAC @ ACT + nRCD_MAC
-    (RD_MAC_{k-1} + nCL + nBL is earlier), so rows repeat every 32 + 56 + 63*2 + 12 = 226 cycles
-    after the first (PREA_0 = 274): end = 274 + 7*226 - 12 + 2 + 52 = 1898."""
+    """d_out = 128 on 16 banks: 8 rows per bank, the broadcast once. Row 0 as in the 1024 x 16 case
+    (MACs @200..326). From the last MAC of row k at m: TMOD @m+2, RD_MAC @m+34, TMOD @m+35,
+    PREA @m+67, ACT_AB @m+99 (nRP; ACT + nRC is earlier), first MAC @m+155 (nRCD_MAC), so rows
+    repeat every 155 + 63 * 2 = 281 cycles; end = PREA_7 + 1 = 393 + 7 * 281 + 1 = 2361."""
     ps = pim(channels=1, refresh="none")
     s = PimSystem(ps, record=True)
     r = s.vmm(place_matrix("w", 1024, 128, ps))
-    period = NRP + NRCD_MAC + 63 * NCCD + NRTP
-    assert period == 226
-    assert r.end_tick == 274 + 7 * period - NRTP + NRES + NCL + NBL == 1898
+    period = NRES + NMODCH + 1 + NMODCH + NRP + NRCD_MAC + 63 * NCCD
+    assert period == 281
+    assert r.end_tick == 393 + 7 * period + 1 == 2361
     assert r.commands == {"ACT_AB": 8, "WR_GB": 64, "MAC_AB": 512, "RD_MAC": 8, "PREA": 8}
-    acts = [t for t, *_, c in r.trace_rows(s.dram) if c == Cmd.ACT_AB]
-    assert acts == [0] + [274 + NRP + k * period for k in range(7)]
-    # Without hoisting the first ACT_AB it comes after the broadcast: the first MAC waits
-    # for ACT @127 + 56 = 183 instead of 136, 47 cycles later.
+    assert r.mode_switches == 2 + 2 * 8
+    ticks = _ticks(r.trace_rows(s.dram))
+    assert ticks[Cmd.ACT_AB] == [0] + [393 + NRP + k * period for k in range(7)]
+    assert ticks[Cmd.RD_MAC] == [360 + k * period for k in range(8)]
+    # Without hoisting the first ACT_AB: TMOD @0, WR_GB @32..158, TMOD @159, ACT_AB @191, first
+    # MAC @247 instead of 200: 47 cycles later.
     ps2 = pim(channels=1, refresh="none", overlap_activate=False)
-    assert PimSystem(ps2).vmm(place_matrix("w", 1024, 128, ps2)).end_tick == 1898 + 47
+    s2 = PimSystem(ps2, record=True)
+    r2 = s2.vmm(place_matrix("w", 1024, 128, ps2))
+    t2 = _ticks(r2.trace_rows(s2.dram))
+    assert t2[Cmd.WR_GB][0] == NMODCH and t2[Cmd.ACT_AB][0] == 158 + 1 + NMODCH == 191
+    assert t2[Cmd.MAC_AB][0] == 191 + NRCD_MAC and r2.end_tick == 2361 + 47
+
+
+def test_hand_worked_vmm_2048x32_two_windows():
+    """d_in = 2048, d_out = 32, one channel: 2 columns per bank, each 2 rows long (one per 1,024-input
+    GB window), 4 rows per bank. Window 0 = rows 0, 1 as in the 1024 x 128 case: MACs @200..326 and
+    @481..607, RD_MAC @360, @641, PREA @393, @674. Window 1: ACT_AB row 2 @674 + nRP = 706 (hoisted),
+    WR_GB legal @ max(RD_MAC 641 + nRTW turnaround 48, 707) = 707: TMOD @707 -> WR_GB @739..865;
+    MAC legal @ max(706 + 56, 865 + 9) = 874: TMOD -> MACs @906..1032; RD_MAC @1066; PREA @1099;
+    row 3: ACT @1131, MACs @1187..1313, RD_MAC @1347, PREA @1380; end 1381. The ASIC adds the two
+    windows' partial sums."""
+    ps = pim(channels=1, refresh="none")
+    s = PimSystem(ps, record=True)
+    r = s.vmm(place_matrix("w", 2048, 32, ps))
+    assert r.commands == {"ACT_AB": 4, "WR_GB": 128, "MAC_AB": 256, "RD_MAC": 4, "PREA": 4}
+    ticks = _ticks(r.trace_rows(s.dram))
+    assert ticks[Cmd.ACT_AB] == [0, 425, 706, 1131]
+    assert ticks[Cmd.WR_GB] == list(range(33, 160, 2)) + list(range(739, 866, 2))
+    assert [ticks[Cmd.MAC_AB][k] for k in (0, 64, 128, 192)] == [200, 481, 906, 1187]
+    assert ticks[Cmd.RD_MAC] == [360, 641, 1066, 1347] and ticks[Cmd.PREA] == [393, 674, 1099, 1380]
+    assert r.end_tick == 1381 and r.mode_switches == 12
+    assert (r.bytes_in, r.bytes_out) == (128 * 32, 4 * 32)
+    check(s.dram, s.trace_rows())
 
 
 def test_channels_work_in_parallel():
     ps = pim(refresh="none")
     r = PimSystem(ps).vmm(place_matrix("w", 1024, 128, ps))   # 8 channels x 16 banks: one row each
-    assert r.end_tick == 316
+    assert r.end_tick == 394 and r.mode_switches == 8 * 4
     assert r.commands["WR_GB"] == 8 * 64 and r.commands["ACT_AB"] == 8
 
 
@@ -102,12 +158,13 @@ def test_fp32_readout_takes_two_bursts():
     ps = pim(channels=1, refresh="none", result_format="fp32")
     r = PimSystem(ps).vmm(place_matrix("w", 1024, 16, ps))
     assert ps.readout_bursts == 2 and r.commands["RD_MAC"] == 2 and r.bytes_out == 64
-    assert r.end_tick == 316 + NBL
+    assert r.end_tick == 394 + NBL     # second RD_MAC nBL later (same mode), PREA after it
 
 
 def test_packed_segments_read_out_per_segment():
     """d_in = 256: four columns per row, one RD_MAC after each 16-MAC segment; the MAC after a
-    RD_MAC waits one column slot nCCD_L (AiM reads the MAC register with nCLREG = 0)."""
+    RD_MAC is legal one column slot nCCD_L later (AiM reads the MAC register with nCLREG = 0) and
+    waits a mode change (TMOD + nMODCH): 2 mode changes per mid-row readout."""
     ps = pim(channels=1, refresh="none")
     s = PimSystem(ps, record=True)
     r = s.vmm(place_matrix("w", 256, 64, ps))
@@ -115,7 +172,16 @@ def test_packed_segments_read_out_per_segment():
     rows = r.trace_rows(s.dram)
     rd = [t for t, *_, c in rows if c == Cmd.RD_MAC]
     macs = [t for t, *_, c in rows if c == Cmd.MAC_AB]
-    assert macs[16] == rd[0] + NCCD
+    assert rd[0] == macs[15] + NRES + NMODCH
+    assert macs[16] == rd[0] + NCCD + NMODCH
+    assert r.mode_switches == 2 + 2 * 4
+    ps0 = pim(channels=1, refresh="none", mode_switch_cycles=0)
+    s0 = PimSystem(ps0, record=True)
+    r0 = s0.vmm(place_matrix("w", 256, 64, ps0))
+    rows0 = r0.trace_rows(s0.dram)
+    rd0 = [t for t, *_, c in rows0 if c == Cmd.RD_MAC]
+    macs0 = [t for t, *_, c in rows0 if c == Cmd.MAC_AB]
+    assert macs0[16] == rd0[0] + NCCD and rd0[0] == macs0[15] + NRES
     check(s.dram, s.trace_rows())
 
 

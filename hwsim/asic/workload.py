@@ -378,6 +378,7 @@ def run(wl, **options):
         "breakdown_ns": breakdown_ns,
         "non_vmm_fraction": 1.0 - breakdown_ns["pim_vmm"] / lat_ns,
         "refresh_ns_per_token": tot.refresh_ps / 1000.0 / n,
+        "mode_switches_per_token": system.mode_switches / n,
         "pim_phases_ns": {k: v / 1000.0 / n for k, v in sorted(tot.phases_ps.items())},
         "energy_pJ_per_token": e_tok,
         "energy_breakdown_pJ": dict(sorted(groups.items())),
@@ -601,10 +602,13 @@ def run_vmm(wl, **options):
     s = PimSystem(ps, record=record)
     r = s.vmm(p, memo=False)
     bound = cfg.vmm.d_in * cfg.vmm.d_out / _mac_rate_per_ns(ps)
+    commands = dict(r.commands)
+    if r.mode_switches:
+        commands["TMOD"] = r.mode_switches     # register <-> normal mode changes (aim_simulator TMOD)
     summary = {
         "d_in": cfg.vmm.d_in, "d_out": cfg.vmm.d_out, "channels": ps.channels, "banks": ps.banks_total,
         "cycles": r.latency_cycles, "tCK_ps": r.tCK_ps, "latency_ns": r.latency_ns,
-        "commands": dict(sorted(r.commands.items())), "phase_cycles": r.cycles,
+        "commands": dict(sorted(commands.items())), "phase_cycles": r.cycles,
         "row_hits": r.row_hits, "row_misses": r.row_misses, "row_hit_rate": r.row_hit_rate,
         "bytes_in": r.bytes_in, "bytes_out": r.bytes_out, "macs": r.macs,
         "bound_ns": bound, "mac_utilisation": bound / r.latency_ns,
@@ -612,7 +616,7 @@ def run_vmm(wl, **options):
     }
     stats = {"vmm.cycles": r.latency_cycles, "vmm.row_hits": r.row_hits, "vmm.row_misses": r.row_misses,
              "vmm.bytes_in": r.bytes_in, "vmm.bytes_out": r.bytes_out, "vmm.macs": r.macs}
-    stats.update({f"vmm.commands.{k}": v for k, v in r.commands.items()})
+    stats.update({f"vmm.commands.{k}": v for k, v in commands.items()})
     stats.update({f"vmm.phase_cycles.{k}": v for k, v in r.cycles.items()})
     files = {"commands.csv": r.trace_csv(s.dram)} if record else {}
     if options.get("trace"):

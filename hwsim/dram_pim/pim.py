@@ -74,6 +74,15 @@ class PimSpec:
                                         default=8)
     overlap_activate: bool = spec("issue the first ACT_AB of a global-buffer window before its WR_GB "
                                   "broadcast (hides tRCD_MAC behind the broadcast)", default=True)
+    mode_switch_cycles: int = spec(
+        "register-access mode change (aim_simulator TMOD, nMODCH): the MAC-register and global-buffer "
+        "commands (WR_GB, WR_BIAS, RD_MAC) run in register mode, every other command in normal mode; a "
+        "command whose mode differs from its channel's takes a TMOD slot at its first legal tick and issues "
+        "this many cycles later (0: no mode changes)", unit="cycles", min=0, default=0)
+    rd_mac_latency_cycles: int = spec(
+        "RD_MAC issue to its data at the interface, before the burst (aim_simulator nCLREG: the MAC "
+        "registers are read without the array's CAS latency); an instruction ends at its last RD_MAC "
+        "+ this + nBL", unit="cycles", min=0, default=0)
     name: str = spec("preset name", default="custom")
 
     def validate(self, file, path):
@@ -191,6 +200,7 @@ class VmmResult:
     cycles: dict[str, int]  # the critical channel's cycles by phase (sum = latency_cycles)
     active_channel_cycles: int   # sum over channels of the cycles with a row open
     refreshes: int
+    mode_switches: int = 0       # TMOD slots (register <-> normal mode changes), all channels
     memo_hit: bool = field(default=False, compare=False)
     trace: CommandLog | None = field(default=None, compare=False, repr=False)
 
@@ -250,14 +260,32 @@ def trace_rows(dspec: DramSpec, log: CommandLog) -> list[tuple]:
 # Issue kernel: in-order per channel (as StreamIssuer) plus deferred-refresh insertion
 # ------------------------------------------------------------------------------------------------
 _ACT, _ACT_AB, _REFAB = int(Cmd.ACT), int(Cmd.ACT_AB), int(Cmd.REFab)
+# Commands that run in register-access mode (aim_simulator ISRs with require_reg_RW_mod: WR_GB,
+# WR_BIAS, RD_MAC, RD_AF); every other command, refresh included, runs in normal mode.
+REGISTER_MODE = np.zeros(N_CMDS, dtype=np.int64)
+REGISTER_MODE[[Cmd.WR_GB, Cmd.WR_BIAS, Cmd.RD_MAC]] = 1
+
+
+@njit(cache=True)
+def _slot(st, ck, b, c, t, channel_tick, mode, reg_mode, nmodch, switches):
+    """Issue tick of command `ck` whose other constraints allow tick `t`: with mode changes on
+    (nmodch > 0) and the channel in the other mode, a TMOD takes slot t and the command waits
+    nmodch (TMOD -> any command, aim_simulator)."""
+    if nmodch > 0 and reg_mode[ck] != mode[c]:
+        mode[c] = reg_mode[ck]
+        switches[c] += 1
+        return t + nmodch
+    return t
 
 
 @njit(cache=True)
 def _issue_pim(st, cmd, bank, row, start_tick, channel_tick, out_tick, ref_on, nrefi, max_post, ref_issued,
-               ref_tick, ref_bank, ref_before):
+               ref_tick, ref_bank, ref_before, mode, reg_mode, nmodch, switches):
     """Issue `cmd` in order (one command per channel per tick, each at its earliest legal tick).
     With `ref_on`, before an ACT/ACT_AB that finds all banks of its channel closed, if
     floor(tick / nrefi) - ref_issued[c] >= max_post, every owed REFab is issued first.
+    `mode[c]` is channel c's access mode (1: register), updated in place; a command of the other
+    mode first takes a TMOD slot (`_slot`), counted in `switches[c]`.
     Returns the number of REFab inserted, -1 if the refresh buffer is full, or -(k + 2) if
     command k's bank-state precondition fails."""
     bpc = st[H_BANKS_PER_CHANNEL]
@@ -284,6 +312,7 @@ def _issue_pim(st, cmd, bank, row, start_tick, channel_tick, out_tick, ref_on, n
                             if n_ref >= cap:
                                 return -1
                             t = max(earliest(st, _REFAB, rb), channel_tick[c], start_tick)
+                            t = _slot(st, _REFAB, rb, c, t, channel_tick, mode, reg_mode, nmodch, switches)
                             issue(st, _REFAB, rb, -1, t)
                             channel_tick[c] = t + 1
                             ref_tick[n_ref] = t
@@ -294,6 +323,7 @@ def _issue_pim(st, cmd, bank, row, start_tick, channel_tick, out_tick, ref_on, n
         if not bank_state_ok(st, ck, b, row[k]):
             return -(k + 2)
         t = max(earliest(st, ck, b), channel_tick[c], start_tick)
+        t = _slot(st, ck, b, c, t, channel_tick, mode, reg_mode, nmodch, switches)
         issue(st, ck, b, row[k], t)
         out_tick[k] = t
         channel_tick[c] = t + 1
@@ -310,6 +340,7 @@ class _MemoEntry:
     open_row: np.ndarray         # relative to the placement's first row (-1 closed)
     win_hist: np.ndarray         # [n, pos, ticks relative to start...]
     channel_tick: np.ndarray     # relative
+    mode: np.ndarray             # channels' access modes at the end
     last_issue: np.ndarray       # per channel, relative (for the refresh-validity check)
     trace: tuple | None          # (tick, cmd, bank, row, column) relative, or None
 
@@ -331,12 +362,13 @@ class PimSystem:
         t = self.dram.timing
         self.tCK_ps = t.tCK_ps
         self._done = np.ones(N_CMDS, dtype=np.int64)          # issue -> completion offsets
-        self._done[[Cmd.RD, Cmd.RDA, Cmd.RD_MAC]] = t.nCL + t.nBL
+        self._done[[Cmd.RD, Cmd.RDA]] = t.nCL + t.nBL
+        self._done[[Cmd.RD_MAC]] = pim_spec.rd_mac_latency_cycles + t.nBL
         self._done[[Cmd.WR, Cmd.WRA, Cmd.WR_GB, Cmd.WR_BIAS, Cmd.UPD]] = t.nCWL + t.nBL
         self._done[[Cmd.REFab]] = t.nRFC
         self._done[[Cmd.REFpb]] = max(t.nRFCpb, 1)
         ct = compile_timing(t)
-        self._max_gap = int(ct.lat.max()) + t.nRFC + 1
+        self._max_gap = int(ct.lat.max()) + t.nRFC + 1 + pim_spec.mode_switch_cycles
         # Window-rule history older than the longest window latency can no longer constrain anything.
         self._hist_floor = -int(max(ct.win_lat.max(), 0)) - 1
         self._win_count = ct.win_count.astype(np.int64)
@@ -355,6 +387,8 @@ class PimSystem:
         self.macs = 0
         self.active_channel_cycles = 0
         self.ref_issued = np.zeros(self.spec.channels, dtype=np.int64)
+        self.mode = np.zeros(self.spec.channels, dtype=np.int64)     # all channels start in normal mode
+        self.mode_switches = 0
         self.memo_hits = self.memo_misses = 0
         self._log: list[tuple[np.ndarray, ...]] = []
 
@@ -460,7 +494,7 @@ class PimSystem:
             "commands": {Cmd(c).name: int(n) for c, n in enumerate(self.counts) if n},
             "row_hits": self.row_hits, "row_misses": self.row_misses,
             "bytes_in": self.bytes_in, "bytes_out": self.bytes_out, "macs": self.macs,
-            "active_channel_cycles": self.active_channel_cycles,
+            "active_channel_cycles": self.active_channel_cycles, "mode_switches": self.mode_switches,
             "memo_hits": self.memo_hits, "memo_misses": self.memo_misses,
         }
 
@@ -502,7 +536,7 @@ class PimSystem:
         rel = np.maximum(d.ready - start, 0)
         orow = np.where(d.open_row >= 0, d.open_row - base + (1 << 40), -1)
         ct = np.maximum(self.issuer.channel_tick - start, 0)
-        return b"".join(a.tobytes() for a in (rel, orow, self._rel_hist(start), ct))
+        return b"".join(a.tobytes() for a in (rel, orow, self._rel_hist(start), ct, self.mode))
 
     def _memo_valid(self, entry: _MemoEntry, start: int) -> bool:
         """A stored run had no refresh inserted; it stays exact iff none would trigger now either."""
@@ -519,6 +553,7 @@ class PimSystem:
         h[:, :, 2:] += start
         d.win_hist[...] = h
         self.issuer.channel_tick[...] = e.channel_tick + start
+        self.mode[...] = e.mode
         r = e.result
         trace = None
         if e.trace is not None:
@@ -539,9 +574,11 @@ class PimSystem:
         ref_tick = np.empty(cap, np.int64)
         ref_bank = np.empty(cap, np.int64)
         ref_before = np.empty(cap, np.int64)
+        switches = np.zeros(self.spec.channels, np.int64)
         ret = _issue_pim(d.state, low.cmd, low.bank, low.row, int(start), self.issuer.channel_tick, out,
                          ref_on, t.nREFI, self.spec.max_postponed_refreshes, self.ref_issued,
-                         ref_tick, ref_bank, ref_before)
+                         ref_tick, ref_bank, ref_before, self.mode, REGISTER_MODE,
+                         int(self.spec.mode_switch_cycles), switches)
         if ret == -1:
             raise RuntimeError("refresh buffer overflow (internal error)")
         if ret < -1:
@@ -602,7 +639,7 @@ class PimSystem:
         res = VmmResult(name, start, end, self.tCK_ps, C,
                         {Cmd(c).name: int(v) for c, v in enumerate(counts) if v},
                         low.bank_accesses - low.row_misses, low.row_misses, bytes_in, bytes_out, low.macs,
-                        cycles, max(active, 0), int(counts[Cmd.REFab]))
+                        cycles, max(active, 0), int(counts[Cmd.REFab]), int(switches.sum()))
         trace = CommandLog(tick, cmd, bank, row, col) if self.record else None
         if trace is not None:
             res = dataclasses.replace(res, trace=trace)
@@ -612,7 +649,7 @@ class PimSystem:
                 dataclasses.replace(res, start_tick=0, end_tick=end - start, trace=None),
                 np.maximum(d.ready - start, 0), np.where(d.open_row >= 0, d.open_row - base, -1),
                 self._rel_hist(start),
-                np.maximum(self.issuer.channel_tick - start, 0), last_c - start,
+                np.maximum(self.issuer.channel_tick - start, 0), self.mode.copy(), last_c - start,
                 (tick - start, cmd, bank, np.where(row >= 0, row - base, row), col) if self.record else None)
         self._account(res, trace, counts)
         return res, entry
@@ -629,6 +666,7 @@ class PimSystem:
         self.bytes_out += res.bytes_out
         self.macs += res.macs
         self.active_channel_cycles += res.active_channel_cycles
+        self.mode_switches += res.mode_switches
         self.tick = max(self.tick, res.end_tick)
         if self.record and trace is not None:
             self._log.append((trace.tick, trace.cmd, trace.bank, trace.row, trace.column))
@@ -648,7 +686,8 @@ def _merge(pre: VmmResult, res: VmmResult) -> VmmResult:
     return dataclasses.replace(res, start_tick=pre.start_tick, commands=commands, cycles=cycles,
                                bytes_in=res.bytes_in + pre.bytes_in, bytes_out=res.bytes_out + pre.bytes_out,
                                active_channel_cycles=res.active_channel_cycles + pre.active_channel_cycles,
-                               refreshes=res.refreshes + pre.refreshes, trace=trace)
+                               refreshes=res.refreshes + pre.refreshes,
+                               mode_switches=res.mode_switches + pre.mode_switches, trace=trace)
 
 
 # ------------------------------------------------------------------------------------------------
