@@ -92,6 +92,11 @@ CASES = {
     "nRTW": ("nRTW", 12, lambda d: [ACT(0), ACT(7, bg=1), COL("RD", 30), COL("WR", 42 + d, bg=1)]),
     "nRTW/RD_MAC->WR_GB": ("nRTW", 12, lambda d: [RK("RD_MAC", 0), RK("WR_GB", 12 + d)]),
     "nRRD_S": ("nRRD_S", 5, lambda d: [ACT(0), ACT(5 + d, bg=1)]),
+    # The data bus is shared by the ranks of a channel: RD -> WR turnaround also across ranks.
+    "nRTW/ranks": ("nRTW", 12, lambda d: [ACT(0), ACT(1, rank=1), COL("RD", 30), COL("WR", 42 + d, rank=1)]),
+    # JEDEC tRC is ACT to ACT or REF (PRE at 30 + nRP = 44 < 47).
+    "nRC/REFab": ("nRC", 47, lambda d: [ACT(0), PRE(30), RK("REFab", 47 + d)]),
+    "nRC/REFpb": ("nRC", 47, lambda d: [ACT(0), PRE(30), c(47 + d, "REFpb", 0, 0)]),
     "nFAW": ("nFAW", 40, lambda d: [ACT(0), ACT(7, bg=1), ACT(14, b=1), ACT(21, bg=1, b=1),
                                     ACT(40 + d, b=2)]),
     "nCCD_MAC": ("nCCD_MAC", 4, lambda d: [RK("ACT_AB", 0, row=5), RK("MAC_AB", 17, col=0),
@@ -122,7 +127,20 @@ CASES_RRD = {
     "nRRD_AB/ACT_AB->ACT_AB": ("nRRD_AB", 60, lambda d: [RK("ACT_AB", 0, row=1), RK("PREA", 30),
                                                          RK("ACT_AB", 60 + d, row=2)]),
 }
-ALL_CASES = {**{k: (*v, SPEC) for k, v in CASES.items()}, **{k: (*v, SPEC_RRD) for k, v in CASES_RRD.items()}}
+# Across ranks a read burst may not reach the bus before a write burst has left it: the gap
+# nCWL + nBL - nCL is positive only for a small nCL (3 here: 5 + 2 - 3 = 4).
+SPEC_CL = make_spec(nCL=3)
+CASES_CL = {
+    "nWTR_BUS": ("nWTR_BUS", 4, lambda d: [ACT(0), ACT(1, rank=1), COL("WR", 30), COL("RD", 34 + d, rank=1)]),
+}
+# tRAS lockout of an auto-precharge: with nRC = nRAS + nRP - 1 = 43 (the allowed rounding slack),
+# RDA at 16 precharges at nRAS = 30, so the next ACT waits until 30 + nRP = 44.
+SPEC_RC = make_spec(nRC=43)
+CASES_RC = {
+    "nRAS+nRP": ("nRAS+nRP", 44, lambda d: [ACT(0), COL("RDA", 16), ACT(44 + d)]),
+}
+ALL_CASES = {**{k: (*v, SPEC) for k, v in CASES.items()}, **{k: (*v, SPEC_RRD) for k, v in CASES_RRD.items()},
+             **{k: (*v, SPEC_CL) for k, v in CASES_CL.items()}, **{k: (*v, SPEC_RC) for k, v in CASES_RC.items()}}
 
 
 @pytest.mark.parametrize("case", sorted(ALL_CASES))

@@ -12,6 +12,8 @@ from hwsim.dram_pim.commands import Cmd
 from hwsim.dram_pim.constraints import RULES
 from hwsim.dram_pim.device import Device, earliest, issue
 
+from conftest import make_spec
+
 A, P, PA, RD, WR, RDA, WRA = Cmd.ACT, Cmd.PRE, Cmd.PREA, Cmd.RD, Cmd.WR, Cmd.RDA, Cmd.WRA
 CASES = {
     # rule: (setup [(cmd, bank, tick)], probe cmd, probe bank, expected tick, the arithmetic)
@@ -45,16 +47,34 @@ CASES = {
     "nRES_MAC": ([(Cmd.ACT_AB, 0, 0), (Cmd.RD_MAC, 0, 30)], Cmd.MAC_AB, 0, 37, "30+nCCD_L"),
     "nBL_RD": ([(A, 0, 0), (A, 8, 0), (RD, 0, 30)], RD, 8, 32, "30+nBL on the other rank"),
     "nBL_WR": ([(A, 0, 0), (A, 8, 0), (WR, 0, 30)], WR, 8, 32, "30+nBL on the other rank"),
+    # The data bus is shared by the ranks: RD -> WR turnaround holds across ranks too (rank 1 = bank 8).
+    "nRTW/ranks": ([(A, 0, 0), (A, 8, 0), (RD, 0, 30)], WR, 8, 40, "30+nCL+nBL+nRTW-nCWL, other rank"),
+    # ... and a read on another rank may not put its burst on the bus before a write burst has left:
+    # with nCL = 3 the gap is nCWL + nBL - nCL = 4.
+    "nWTR_BUS": ([(A, 0, 0), (A, 8, 0), (WR, 0, 20)], RD, 8, 24, "20+nCWL+nBL-nCL, other rank",
+                 {"nCL": 3}),
+    # JEDEC tRC is ACT to ACT or REF: REFab 45 after the ACT although PRE + nRP = 41.
+    "nRC/REFab": ([(A, 0, 0), (P, 0, 29)], Cmd.REFab, 0, 45, "nRC > PRE+nRP=41"),
+    "nRC/REFpb": ([(A, 0, 0), (P, 0, 29)], Cmd.REFpb, 0, 45, "nRC > PRE+nRP=41"),
+    # tRAS lockout of an auto-precharge: with nRC = nRAS + nRP - 1 = 40 (allowed rounding slack),
+    # RDA at 13 precharges at nRAS = 29, not at 13 + nRTP, so the bank reopens at 29 + nRP = 41.
+    "nRAS+nRP": ([(A, 0, 0), (RDA, 0, 13)], A, 0, 41, "nRAS+nRP > nRC=40 > RDA+nRTP+nRP=31",
+                 {"nRC": 40}),
+    # An all-bank ACT and any ACT of the rank: nRRD_L (= 60 here, above nRC, so that it binds).
+    "nRRD_AB": ([(Cmd.ACT_AB, 0, 0), (PA, 0, 29)], A, 5, 60, "nRRD_L after ACT_AB", {"nRRD_L": 60}),
+    "nRRD_AB_ACT": ([(A, 0, 0), (P, 0, 29)], Cmd.ACT_AB, 0, 60, "nRRD_L after ACT", {"nRRD_L": 60}),
 }
 
 
 def test_every_rule_has_a_case():
-    assert {r.name for r in RULES} == set(CASES)
+    assert {r.name for r in RULES} == {k.split("/")[0] for k in CASES}
 
 
 @pytest.mark.parametrize("rule", sorted(CASES))
 def test_rule_exact(rule, small_spec):
-    setup, probe, bank, expected, _why = CASES[rule]
+    setup, probe, bank, expected, _why, *timing = CASES[rule]
+    if timing:
+        small_spec = make_spec(**{f"timing__{k}": v for k, v in timing[0].items()})
     dev = Device(small_spec)
     for cmd, b, tick in setup:
         assert earliest(dev.state, int(cmd), b) <= tick, f"setup command {cmd.name}@{tick} is itself illegal"

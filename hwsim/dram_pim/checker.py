@@ -69,7 +69,8 @@ def timing_rules(t) -> list[tuple[str, str, tuple, tuple, int]]:
         ("nRCD_WR", SAME_BANK, ACTS, COL_WR, t.nRCD_WR),
         ("nRCD_MAC", SAME_BANK, ACTS, (C.MAC_AB,), t.nRCD_MAC if t.nRCD_MAC else t.nRCD_RD),
         ("nRAS", SAME_BANK, ACTS, PRES, t.nRAS),
-        ("nRC", SAME_BANK, ACTS, ACTS, t.nRC),
+        ("nRC", SAME_BANK, ACTS, ACTS + (C.REFab, C.REFpb), t.nRC),
+        ("nRAS+nRP", SAME_BANK, ACTS, OPENING, t.nRAS + t.nRP),
         ("nRP", SAME_BANK, PRES, OPENING, t.nRP),
         ("nRTP", SAME_BANK, (C.RD, C.MAC_AB), PRES, t.nRTP),
         ("nWR", SAME_BANK, (C.WR,), PRES, wr_end + t.nWR),
@@ -88,7 +89,6 @@ def timing_rules(t) -> list[tuple[str, str, tuple, tuple, int]]:
         ("nCCD_S", SAME_RANK, COL_RD, COL_RD, t.nCCD_S),
         ("nCCD_S", SAME_RANK, COL_WR, COL_WR, t.nCCD_S),
         ("nWTR_S", SAME_RANK, COL_WR, COL_RD + (C.RD_MAC,), wr_end + t.nWTR_S),
-        ("nRTW", SAME_RANK, BUS_RD, BUS_WR, t.nCL + t.nBL + t.nRTW - t.nCWL),
         ("nRRD_S", SAME_RANK, (C.ACT,), (C.ACT,), t.nRRD_S),
         # ACT -> ACT is nRRD_S/nRRD_L above; nRRD_AB covers the pairs with an ACT_AB in them.
         ("nRRD_AB", SAME_RANK, (C.ACT_AB,), ACTS, t.nRRD_L),
@@ -97,7 +97,9 @@ def timing_rules(t) -> list[tuple[str, str, tuple, tuple, int]]:
         ("nGB_MAC", SAME_RANK, (C.WR_GB, C.WR_BIAS), (C.MAC_AB,), wr_end + t.nGB_MAC),
         ("nMAC_RES", SAME_RANK, (C.MAC_AB,), (C.RD_MAC,), t.nMAC_RES),
         ("nRES_MAC", SAME_RANK, (C.RD_MAC,), (C.MAC_AB,), t.nCCD_L),
-        # Same channel: one burst at a time on the data bus.
+        # Same channel: one burst at a time on the data bus, which every rank shares.
+        ("nRTW", SAME_CHANNEL, BUS_RD, BUS_WR, t.nCL + t.nBL + t.nRTW - t.nCWL),
+        ("nWTR_BUS", SAME_CHANNEL, BUS_WR, BUS_RD, wr_end - t.nCL),
         ("nBL_RD", SAME_CHANNEL, BUS_RD, BUS_RD, t.nBL),
         ("nBL_WR", SAME_CHANNEL, BUS_WR, BUS_WR, t.nBL),
     ]

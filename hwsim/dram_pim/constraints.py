@@ -45,7 +45,11 @@ RULES: tuple[Rule, ...] = (
     Rule("nRCD_WR", BANK_LEVEL, _ACTS, _COL_WR, lambda t: t.nRCD_WR),
     Rule("nRCD_MAC", BANK_LEVEL, _ACTS, (Cmd.MAC_AB,), lambda t: t.rcd_mac),
     Rule("nRAS", BANK_LEVEL, _ACTS, _PRES, lambda t: t.nRAS),
-    Rule("nRC", BANK_LEVEL, _ACTS, _ACTS, lambda t: t.nRC),
+    # JEDEC tRC is ACT to ACT *or REF* (Ramulator 2 DDR4/GDDR6/HBM2: ACT -> REFab nRC).
+    Rule("nRC", BANK_LEVEL, _ACTS, _ACTS + (Cmd.REFab, Cmd.REFpb), lambda t: t.nRC),
+    # tRAS lockout: a bank closes (PRE, or the auto-precharge of RDA/WRA) no earlier than nRAS
+    # after its ACT, and reopens nRP after that; binds only where nRC < nRAS + nRP (rounding).
+    Rule("nRAS+nRP", BANK_LEVEL, _ACTS, _OPENING, lambda t: t.nRAS + t.nRP),
     Rule("nRP", BANK_LEVEL, _PRES, _OPENING, lambda t: t.nRP),
     Rule("nRTP", BANK_LEVEL, (Cmd.RD, Cmd.MAC_AB), _PRES, lambda t: t.nRTP),
     Rule("nWR", BANK_LEVEL, (Cmd.WR,), _PRES, lambda t: t.nCWL + t.nBL + t.nWR),
@@ -64,8 +68,10 @@ RULES: tuple[Rule, ...] = (
     Rule("nCCD_S", RANK_LEVEL, _COL_RD, _COL_RD, lambda t: t.nCCD_S),
     Rule("nCCD_S_WR", RANK_LEVEL, _COL_WR, _COL_WR, lambda t: t.nCCD_S),
     Rule("nWTR_S", RANK_LEVEL, _COL_WR, _COL_RD + (Cmd.RD_MAC,), lambda t: t.nCWL + t.nBL + t.nWTR_S),
-    Rule("nRTW", RANK_LEVEL, _BUS_RD, _BUS_WR, lambda t: t.nCL + t.nBL + t.nRTW - t.nCWL),
     Rule("nRRD_S", RANK_LEVEL, (Cmd.ACT,), (Cmd.ACT,), lambda t: t.nRRD_S),
+    # An all-bank ACT with any other ACT of the rank (the checker's nRRD_AB).
+    Rule("nRRD_AB", RANK_LEVEL, (Cmd.ACT_AB,), _ACTS, lambda t: t.nRRD_L),
+    Rule("nRRD_AB_ACT", RANK_LEVEL, (Cmd.ACT,), (Cmd.ACT_AB,), lambda t: t.nRRD_L),
     Rule("nFAW", RANK_LEVEL, (Cmd.ACT,), (Cmd.ACT,), lambda t: t.nFAW, window=4),
     Rule("nCCD_MAC", RANK_LEVEL, (Cmd.MAC_AB,), (Cmd.MAC_AB,), lambda t: t.nCCD_L),
     Rule("nGB_MAC", RANK_LEVEL, (Cmd.WR_GB, Cmd.WR_BIAS), (Cmd.MAC_AB,),
@@ -74,7 +80,12 @@ RULES: tuple[Rule, ...] = (
     # AiM reads the MAC registers with nCLREG = 0: the accumulator is free once RD_MAC has latched it;
     # one column slot (nCCD_L) is reserved before the next MAC accumulates.
     Rule("nRES_MAC", RANK_LEVEL, (Cmd.RD_MAC,), (Cmd.MAC_AB,), lambda t: t.nCCD_L),
-    # Same channel: the data bus.
+    # Same channel: the data bus, shared by every rank of the channel. Read-to-write turnaround is
+    # a bus rule (DRAMsim3 uses the same RL + BL - WL + tRTRS for other ranks), so it holds across
+    # ranks too; write-to-read is nWTR_S/L within a rank and, across ranks, the write burst must
+    # have left the bus before the read burst arrives (a gap <= 0, never binding, unless nCL is small).
+    Rule("nRTW", CHANNEL, _BUS_RD, _BUS_WR, lambda t: t.nCL + t.nBL + t.nRTW - t.nCWL),
+    Rule("nWTR_BUS", CHANNEL, _BUS_WR, _BUS_RD, lambda t: t.nCWL + t.nBL - t.nCL),
     Rule("nBL_RD", CHANNEL, _BUS_RD, _BUS_RD, lambda t: t.nBL),
     Rule("nBL_WR", CHANNEL, _BUS_WR, _BUS_WR, lambda t: t.nBL),
 )
