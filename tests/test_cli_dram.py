@@ -105,3 +105,18 @@ def test_version_presets_help(capsys):
     out = capsys.readouterr().out
     assert "GDDR6_AiM" in out and "HBM2_2Gbps" in out
     assert main(["bogus-command"]) == 2
+
+
+def test_dramsim3_addresses_are_hex_without_prefix(tmp_path):
+    # DRAMSim3 reads the address with std::hex: "1000" is 0x1000. Ramulator 2 uses std::stoll:
+    # "4096" without 0x is decimal.
+    from hwsim.dram_pim.trace import read_request_trace
+
+    d3 = tmp_path / "d3.trc"
+    d3.write_text("1000 READ 0\n0x40 WRITE 3\nff WRITE 5\n")
+    t = read_request_trace(d3)
+    assert t.format == "dramsim3" and t.addresses.tolist() == [0x1000, 0x40, 0xFF]
+    assert t.arrive_cycle.tolist() == [0, 3, 5]
+    ram = tmp_path / "r.txt"
+    ram.write_text("LD 4096\nST 0x1000\n")
+    assert read_request_trace(ram).addresses.tolist() == [4096, 4096]

@@ -137,3 +137,48 @@ def test_dramsim3_arrival_times_respected():
     res = run(spec, [addr(spec, row=1), addr(spec, row=1, column=1)], arrive=[0, 500])
     assert res.accept_tick.tolist() == [0, 500]
     assert cmds(res)[-1] == (500, "RD", 0)  # row still open: a hit at its arrival cycle
+
+
+def test_dramsim3_front_end_admits_one_request_per_cycle():
+    # DRAMSim3's trace CPU adds at most one transaction per memory cycle, even when several
+    # trace lines carry the same cycle; hwsim's front end does the same.
+    spec = make_spec(controller__refresh="none")
+    a = [addr(spec, bank=b, row=1) for b in range(3)] + [addr(spec, bank=3, row=1)]
+    res = run(spec, a, arrive=[0, 0, 0, 10])
+    assert res.accept_tick.tolist() == [0, 1, 2, 10]
+    # ACTs follow the admissions: 0, then nRRD_L = 8 after it (same bank group), then 16.
+    assert [t for t, c, _ in cmds(res) if c == "ACT"][:3] == [0, 8, 16]
+
+
+def test_last_accept_cycle_is_reported():
+    spec = make_spec(controller__refresh="none")
+    res = run(spec, [addr(spec, row=1), addr(spec, row=1, column=1)], arrive=[0, 500])
+    assert res.stats["last_accept_cycle"] == 500
+    assert res.stats["cycles"] == 500 + 11 + 2  # a hit RD at its arrival, + nCL + nBL
+
+
+def test_cross_rank_read_to_write_turnaround():
+    # A read on rank 0, then a write on rank 1 of the same channel (bank 8): the write burst may
+    # not collide with the read burst on the shared data bus. nRCD_WR = 1 so that only the
+    # turnaround binds: ACT 0, RD 13 (nRCD_RD), write mode once the read queue is empty, ACT 14,
+    # WR at 13 + nCL + nBL + nRTW - nCWL = 23 (not at ACT + nRCD_WR = 15).
+    spec = make_spec(controller__refresh="none", timing__nRCD_WR=1)
+    a = [addr(spec, rank=0, row=1), addr(spec, rank=1, row=1)]
+    res = run(spec, a, writes=[False, True], arrive=[0, 0])
+    assert cmds(res) == [(0, "ACT", 0), (13, "RD", 0), (14, "ACT", 8), (23, "WR", 8)]
+    assert res.stats["cycles"] == 23 + 5 + 2
+
+
+def test_chrabaroco_matches_ramulator2_bit_order():
+    # Ramulator 2's ChRaBaRoCo slices levels from the column up: column, row, bank, bankgroup,
+    # rank, channel, so the bit just above the row is the bank's lowest bit, not the bank group's.
+    from hwsim.dram_pim.spec import dram_spec_from_dict
+    from hwsim.mapping.address import decode
+
+    base = make_spec()
+    spec = dram_spec_from_dict({"organization": vars(base.organization).copy(),
+                                "timing": vars(base.timing).copy(), "address_mapping": "ChRaBaRoCo"})
+    o = spec.organization
+    above_row = 5 + (o.columns.bit_length() - 1) + (o.rows.bit_length() - 1)
+    f = decode(spec, np.array([1 << above_row, 1 << (above_row + 2)], dtype=np.uint64))
+    assert f["bank"].tolist() == [1, 0] and f["bankgroup"].tolist() == [0, 1]

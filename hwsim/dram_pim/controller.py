@@ -109,6 +109,9 @@ def _stats(dspec, dev, is_write, accept, done, cls, counts, commands) -> dict:
     seconds = cycles * t.tCK_ps * 1e-12
     stats = {
         "cycles": cycles,
+        # When the last request entered its queue: where Ramulator 2's memory_system_cycles stops
+        # for a load/store trace (its main loop ends once the front end has sent every request).
+        "last_accept_cycle": int(accept.max()) if n else 0,
         "time_ns": cycles * t.tCK_ps / 1000.0,
         "reads": reads,
         "writes": writes,

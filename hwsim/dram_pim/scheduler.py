@@ -79,10 +79,13 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
     done = 0
     while done < n:
         next_t = INF
-        # Admit requests in trace order while their channel's queue has room.
+        # Admit requests in trace order while their channel's queue has room, at most one per
+        # cycle (one front end, as in Ramulator 2's and DRAMSim3's trace front ends).
         while next_req < n:
             i = next_req
-            avail = last_accept + 1 if cfg[C_OFFERED] else req_avail[i]
+            avail = last_accept + 1
+            if not cfg[C_OFFERED] and req_avail[i] > avail:
+                avail = req_avail[i]
             if avail > t:
                 next_t = min(next_t, avail)
                 break

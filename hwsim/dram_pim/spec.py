@@ -16,7 +16,7 @@ NAMED_MAPPINGS = {
     # Named bit orders, MSB to LSB above the burst offset (Ramulator 2 naming).
     "RoBaRaCoCh": ("row", "bank", "bankgroup", "rank", "column", "channel"),
     "RoCoBaRaCh": ("row", "column", "bank", "bankgroup", "rank", "channel"),
-    "ChRaBaRoCo": ("channel", "rank", "bank", "bankgroup", "row", "column"),
+    "ChRaBaRoCo": ("channel", "rank", "bankgroup", "bank", "row", "column"),
     "RoRaBaChCo": ("row", "rank", "bank", "bankgroup", "channel", "column"),
 }
 

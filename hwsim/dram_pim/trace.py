@@ -1,5 +1,9 @@
 """Request traces of other DRAM simulators: DRAMSim3 (`0x<addr> READ|WRITE <cycle>`) and
-Ramulator 2 load/store (`LD 0x<addr>` / `ST 0x<addr>`), auto-detected."""
+Ramulator 2 load/store (`LD 0x<addr>` / `ST 0x<addr>`), auto-detected.
+
+Numbers are read as those simulators read them: a DRAMSim3 address is hex even without `0x`
+(it is parsed with `std::hex`) and its cycle decimal; a Ramulator 2 address is hex with `0x`,
+else decimal (`std::stoll`)."""
 
 from __future__ import annotations
 
@@ -23,9 +27,10 @@ class RequestTrace:
     format: str
 
 
-def _int(token: str, file: str, where: str, what: str) -> int:
+def _int(token: str, file: str, where: str, what: str, base: int = 10) -> int:
+    """`token` as an integer: hex with a 0x prefix, else in `base`."""
     try:
-        value = int(token, 16) if token[:2].lower() == "0x" else int(token, 10)
+        value = int(token, 16) if token[:2].lower() == "0x" else int(token, base)
     except ValueError:
         raise InputError(file, where, f"got {token!r}; expected {what}") from None
     if value < 0:
@@ -76,7 +81,10 @@ def read_request_trace(path: str | Path, fmt: str = "auto") -> RequestTrace:
             writes.append(True)
         else:
             raise InputError(file, f"{where}.command", f"got {op!r}; expected READ/WRITE (DRAMSim3) or LD/ST (Ramulator)")
-        addrs.append(_int(addr, file, f"{where}.address", "hex (0x...) or decimal address"))
+        if fmt == "ramulator":  # std::stoll: hex with 0x, else decimal
+            addrs.append(_int(addr, file, f"{where}.address", "hex (0x...) or decimal address"))
+        else:  # DRAMSim3 reads the address with std::hex: hex with or without 0x
+            addrs.append(_int(addr, file, f"{where}.address", "hex address", base=16))
     if not addrs:
         raise InputError(file, "", "trace holds no requests")
     if max(addrs) >= 1 << 64:
