@@ -172,7 +172,7 @@ def load_pim(value: Any, file: str | None = None, path: str = "pim") -> PimSpec:
 # ------------------------------------------------------------------------------------------------
 # Results
 # ------------------------------------------------------------------------------------------------
-PHASES = ("broadcast", "row", "mac", "readout", "write", "refresh")
+PHASES = ("broadcast", "row", "mac", "readout", "write", "refresh", "mode")
 _PHASE_OF = np.full(N_CMDS, 1, dtype=np.int64)   # ACT/PRE/PREA/ACT_AB -> row
 _PHASE_OF[[Cmd.WR_GB]] = 0
 _PHASE_OF[[Cmd.MAC_AB]] = 2
@@ -280,12 +280,12 @@ def _slot(st, ck, b, c, t, channel_tick, mode, reg_mode, nmodch, switches):
 
 @njit(cache=True)
 def _issue_pim(st, cmd, bank, row, start_tick, channel_tick, out_tick, ref_on, nrefi, max_post, ref_issued,
-               ref_tick, ref_bank, ref_before, mode, reg_mode, nmodch, switches):
+               ref_tick, ref_bank, ref_before, mode, reg_mode, nmodch, switches, out_sw):
     """Issue `cmd` in order (one command per channel per tick, each at its earliest legal tick).
     With `ref_on`, before an ACT/ACT_AB that finds all banks of its channel closed, if
     floor(tick / nrefi) - ref_issued[c] >= max_post, every owed REFab is issued first.
     `mode[c]` is channel c's access mode (1: register), updated in place; a command of the other
-    mode first takes a TMOD slot (`_slot`), counted in `switches[c]`.
+    mode first takes a TMOD slot (`_slot`), counted in `switches[c]` and flagged in `out_sw[k]`.
     Returns the number of REFab inserted, -1 if the refresh buffer is full, or -(k + 2) if
     command k's bank-state precondition fails."""
     bpc = st[H_BANKS_PER_CHANNEL]
@@ -323,7 +323,9 @@ def _issue_pim(st, cmd, bank, row, start_tick, channel_tick, out_tick, ref_on, n
         if not bank_state_ok(st, ck, b, row[k]):
             return -(k + 2)
         t = max(earliest(st, ck, b), channel_tick[c], start_tick)
+        m0 = mode[c]
         t = _slot(st, ck, b, c, t, channel_tick, mode, reg_mode, nmodch, switches)
+        out_sw[k] = 1 if mode[c] != m0 else 0
         issue(st, ck, b, row[k], t)
         out_tick[k] = t
         channel_tick[c] = t + 1
@@ -575,10 +577,11 @@ class PimSystem:
         ref_bank = np.empty(cap, np.int64)
         ref_before = np.empty(cap, np.int64)
         switches = np.zeros(self.spec.channels, np.int64)
+        out_sw = np.zeros(n, np.int64)
         ret = _issue_pim(d.state, low.cmd, low.bank, low.row, int(start), self.issuer.channel_tick, out,
                          ref_on, t.nREFI, self.spec.max_postponed_refreshes, self.ref_issued,
                          ref_tick, ref_bank, ref_before, self.mode, REGISTER_MODE,
-                         int(self.spec.mode_switch_cycles), switches)
+                         int(self.spec.mode_switch_cycles), switches, out_sw)
         if ret == -1:
             raise RuntimeError("refresh buffer overflow (internal error)")
         if ret < -1:
@@ -596,8 +599,11 @@ class PimSystem:
             tick[pos], cmd[pos], bank[pos], row[pos], col[pos] = out, low.cmd, low.bank, low.row, low.col
             tick[rpos], cmd[rpos], bank[rpos] = ref_tick[:n_ref], _REFAB, ref_bank[:n_ref]
             row[rpos] = col[rpos] = -1
+            sw = np.zeros(N, np.int64)
+            sw[pos] = out_sw
         else:
             tick, cmd, bank, row, col = out, low.cmd, low.bank, low.row, low.col
+            sw = out_sw
         B = self.spec.banks_per_channel
         C = self.spec.channels
         ch = bank // B
@@ -617,6 +623,9 @@ class PimSystem:
             tk, cm = tick[sel], cmd[sel]
             if len(tk):
                 gap = np.diff(np.r_[start, tk])
+                # the TMOD wait before a command that changed the mode (at most nMODCH of its gap)
+                mode_part = np.where(sw[sel] == 1, np.minimum(gap, self.spec.mode_switch_cycles), 0)
+                gap = gap - mode_part
                 prev = np.r_[cm[0], cm[:-1]]
                 ph = _PHASE_OF[cm].copy()
                 is_mac = cm == Cmd.MAC_AB
@@ -624,6 +633,7 @@ class PimSystem:
                 extra = gap - base_gap
                 acc = np.bincount(ph, weights=base_gap, minlength=len(PHASES))
                 acc += np.bincount(_PHASE_OF[prev], weights=extra, minlength=len(PHASES))
+                acc[PHASES.index("mode")] += int(mode_part.sum())
                 tail = int(end_c[crit] - tk[-1])
                 acc[_PHASE_OF[cm[int(np.argmax(done[sel]))]]] += tail
                 cycles = {p: int(v) for p, v in zip(PHASES, acc)}
