@@ -492,3 +492,28 @@ def test_run_functional_on_a_loaded_pim_gpt_workload(tmp_path):
     assert "exp degree 6" in s["numerics"] and s["top1_agreement"] == 1.0
     assert (s["channels"], s["banks_per_channel"]) == (2, 16)  # the workload's PIM spec was used
     assert np.load(tmp_path / "l.npy").shape == (4, 101)
+
+
+def test_functional_mode_from_the_command_line(tmp_path):
+    """`hwsim run WORKLOAD.yaml --weights W.npz --prompt-ids ... --generate N --dump-logits OUT.npy`
+    (the issue's command line): float32 logits [steps, vocab], greedy ids equal their argmax, and the
+    timing run covers the same prompt and generated tokens."""
+    import json
+
+    from hwsim.cli import main
+
+    f = tmp_path / "wl.yaml"
+    f.write_text("kind: pim_gpt\n"
+                 "model: {n_layers: 2, d_model: 64, n_heads: 4, d_ff: 256, vocab: 101, context: 32, name: tiny}\n"
+                 "hardware: {pim: {preset: pim_gpt, channels: 2}}\n")
+    wf = save_npz(random_gpt2_weights(TINY, seed=1), tmp_path / "w.npz")
+    out = tmp_path / "logits.npy"
+    assert main(["run", str(f), "-o", str(tmp_path / "run"), "--weights", str(wf), "--prompt-ids", "15,11,61",
+                 "--generate", "4", "--dump-logits", str(out)]) == 0
+    logits = np.load(out)
+    assert logits.shape == (4, TINY.vocab) and logits.dtype == np.float32
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    fs = s["functional"]
+    assert fs["prompt_ids"] == [15, 11, 61] and fs["generated_ids"] == [int(i) for i in logits.argmax(axis=1)]
+    assert fs["top1_agreement"] == 1.0
+    assert (s["prompt_tokens"], s["generated_tokens"]) == (3, 4)

@@ -42,6 +42,11 @@ def _compare(got, want, where=""):
 @pytest.mark.parametrize("path", WORKLOADS, ids=[p.stem for p in WORKLOADS])
 def test_golden_summary(path: Path, update_golden: bool):
     got = _run(path)
+    # the physical floor holds for every shipped workload (weights + KV at the peak MAC rate)
+    if path.name.startswith("vmm_"):
+        assert got["latency_ns"] >= got["bound_ns"] > 0
+    else:
+        assert got["latency_ns_per_token"] >= got["bound_ns_per_token"] > 0
     gold = GOLDEN / f"{path.stem}.json"
     if update_golden or not gold.exists():
         gold.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
