@@ -10,6 +10,7 @@ CONFIGS = [
     {"controller__scheduler": "fcfs"},
     {"controller__read_queue": 4, "controller__write_queue": 4},
     {"timing__nREFI": 300, "timing__nRFC": 40},
+    {"controller__scheduler": "ready_oldest"},
 ]
 
 
@@ -28,5 +29,6 @@ def random_stream(seed: int, n: int):
     f["row"] = np.where(local, hot_rows[rng.integers(0, 4, n)], f["row"])
     addrs = encode(spec, f)
     writes = rng.random(n) < rng.uniform(0, 0.6)
-    arrive = None if seed % 2 else np.sort(rng.integers(0, 4 * n, n))
+    # Both front ends for every config (seed // len(CONFIGS) alternates them).
+    arrive = None if (seed // len(CONFIGS)) % 2 else np.sort(rng.integers(0, 4 * n, n))
     return spec, addrs, writes, arrive

@@ -182,3 +182,20 @@ def test_chrabaroco_matches_ramulator2_bit_order():
     above_row = 5 + (o.columns.bit_length() - 1) + (o.rows.bit_length() - 1)
     f = decode(spec, np.array([1 << above_row, 1 << (above_row + 2)], dtype=np.uint64))
     assert f["bank"].tolist() == [1, 0] and f["bankgroup"].tolist() == [0, 1]
+
+
+def test_ready_oldest_scheduler_has_no_row_hit_preference():
+    # r0 bank0 row1 @0, r1 bank3 row2 @0 (admitted at 1), r2 bank3 row1 @7 (a conflict), r3 bank0
+    # row1 @37 (a hit), r4 bank0 row2 @41. At 37 both r2's PRE (ACT 8 + nRAS 29) and r3's RD
+    # (last RD 21 + nCCD_L 7 = 28) are ready: frfcfs takes the younger hit, ready_oldest (Ramulator
+    # 2's FRFCFS: ready first, then oldest) the older PRE. Then bank 0's PRE waits nRTP = 6 after
+    # its RD; ACT bank 3 at nRC (8 + 45); ACT bank 0 at nRRD_L after it.
+    spec = make_spec(controller__refresh="none")
+    a = [addr(spec, bank=0, row=1, column=3), addr(spec, bank=3, row=2, column=3), addr(spec, bank=3, row=1),
+         addr(spec, bank=0, row=1, column=3), addr(spec, bank=0, row=2, column=1)]
+    arrive = [0, 0, 7, 37, 41]
+    head = [(0, "ACT", 0), (8, "ACT", 3), (13, "RD", 0), (21, "RD", 3)]
+    tail = [(53, "ACT", 3), (61, "ACT", 0), (66, "RD", 3), (74, "RD", 0)]
+    assert cmds(run(spec, a, arrive=arrive)) == head + [(37, "RD", 0), (38, "PRE", 3), (43, "PRE", 0)] + tail
+    spec = make_spec(controller__refresh="none", controller__scheduler="ready_oldest")
+    assert cmds(run(spec, a, arrive=arrive)) == head + [(37, "PRE", 3), (38, "RD", 0), (44, "PRE", 0)] + tail

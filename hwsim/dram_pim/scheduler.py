@@ -7,7 +7,9 @@ equivalence tests compare against.
 Per channel and tick at most one command issues, chosen in this order (as Ramulator 2's
 generic controller does): (1) the column command of the oldest request whose row was activated
 for it; (2) refresh (PREA, then REFab) when due, which blocks (3) the read or write queue
-(by write mode): ready row hits first, then other ready commands, oldest first. A precharge
+(by write mode): ready row hits first, then other ready commands, oldest first (`frfcfs`), the
+oldest ready command whatever it is (`ready_oldest`, Ramulator 2's FRFCFS), or only the oldest
+request (`fcfs`). A precharge
 that would close a row an activated request is waiting for is never issued.
 """
 
@@ -22,6 +24,8 @@ from hwsim.dram_pim.device import (H_BANKS_PER_RANK, H_CHANNELS, H_NBANKS, H_OPE
 
 # cfg indices
 C_FCFS, C_CLOSED, C_RQ, C_WQ, C_REFRESH, C_NREFI, C_RD_LAT, C_WR_LAT, C_OFFERED, C_RECORD = range(10)
+# cfg[C_FCFS]: the request scheduler
+SCHED_FRFCFS, SCHED_FCFS, SCHED_READY_OLDEST = 0, 1, 2
 # counter indices (after the per-command counts)
 INF = np.int64(1) << 62
 HIT, MISS, CONFLICT = 0, 1, 2
@@ -158,7 +162,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 qlen = wq_len if write_mode[ch] else rq_len
                 sel_hit = False
                 last_bank, last_c, last_e = -1, -1, 0  # reuse earliest() for runs of one bank and command
-                limit = min(qlen[ch], 1) if cfg[C_FCFS] else qlen[ch]
+                limit = min(qlen[ch], 1) if cfg[C_FCFS] == SCHED_FCFS else qlen[ch]
                 for k in range(limit):
                     i = q[ch, k]
                     if activated[i]:
@@ -184,8 +188,8 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     is_hit = c == RD or c == WR
                     if sel == -1 or (is_hit and not sel_hit):
                         sel, sel_cmd, sel_bank, sel_hit = i, c, bank, is_hit
-                        if is_hit:
-                            break  # the oldest ready hit: nothing ranks higher
+                        if is_hit or cfg[C_FCFS] == SCHED_READY_OLDEST:
+                            break  # the oldest ready hit (or, ready_oldest: the oldest ready): nothing ranks higher
             if sel == -1:
                 continue
             # Issue the chosen command.

@@ -106,8 +106,9 @@ class Timing:
 class Controller:
     """Memory-controller settings (one controller per channel)."""
 
-    scheduler: Literal["frfcfs", "fcfs"] = spec("request scheduler: frfcfs (row hits first, then oldest) "
-                                                "or fcfs (oldest only)", default="frfcfs")
+    scheduler: Literal["frfcfs", "fcfs", "ready_oldest"] = spec(
+        "request scheduler: frfcfs (ready row hits first, then the oldest ready), fcfs (oldest only) or "
+        "ready_oldest (the oldest ready command, no row-hit preference: Ramulator 2's FRFCFS)", default="frfcfs")
     page_policy: Literal["open", "closed"] = spec("open: rows stay open; closed: auto-precharge when "
                                                   "no queued request hits the row", default="open")
     read_queue: int = spec("read queue entries per channel", min=1, default=32)
