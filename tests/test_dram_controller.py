@@ -199,3 +199,11 @@ def test_ready_oldest_scheduler_has_no_row_hit_preference():
     assert cmds(run(spec, a, arrive=arrive)) == head + [(37, "RD", 0), (38, "PRE", 3), (43, "PRE", 0)] + tail
     spec = make_spec(controller__refresh="none", controller__scheduler="ready_oldest")
     assert cmds(run(spec, a, arrive=arrive)) == head + [(37, "PRE", 3), (38, "RD", 0), (44, "PRE", 0)] + tail
+
+
+def test_gddr6_preset_read_to_write_gap_is_ramulator2s():
+    # Ramulator 2 GDDR6: RD -> WR waits nCL + nBL + 3 - nCWL + 1 = 24 + 2 + 4 - 6 = 24 cycles.
+    spec = load_dram_spec(preset="GDDR6_16Gbps_x16", overrides={"controller": {"refresh": "none"}})
+    res = run(spec, [addr(spec, row=1), addr(spec, row=1, column=1)], writes=[False, True])
+    assert cmds(res) == [(0, "ACT", 0), (26, "RD", 0), (50, "WR", 0)]
+    assert res.stats["cycles"] == 50 + 6 + 2
