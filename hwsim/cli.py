@@ -275,6 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hwsim.interrupts import Terminated, install_signal_handlers
+
+    if argv is None:  # the real command line (tests call main(argv) in-process)
+        install_signal_handlers()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -287,8 +291,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except InputError as exc:
         return _fail(f"hwsim: error: {exc}", 2)
+    except Terminated:
+        return _fail("hwsim: terminated (SIGTERM); finished results are complete, nothing partial is left", 143)
     except KeyboardInterrupt:
-        return _fail("hwsim: interrupted", 130)
+        return _fail("hwsim: interrupted; finished results are complete, nothing partial is left", 130)
     except BrokenPipeError:
         return 0
     except Exception as exc:  # internal failure: keep the traceback for bug reports

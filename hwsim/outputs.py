@@ -77,3 +77,18 @@ def write_run_folder(out_dir: str | Path, files: dict[str, str], overwrite: bool
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the hidden `.NAME.*.tmp` / `.NAME.old` siblings that only a killed writer leaves behind."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    stale = [p for p in root.iterdir() if p.name.startswith(".") and (p.name.endswith(".tmp") or
+                                                                     p.name.endswith(".old"))]
+    for p in stale:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return stale

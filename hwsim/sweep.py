@@ -18,7 +18,8 @@ from pathlib import Path
 
 from hwsim.config import parse_yaml
 from hwsim.errors import InputError
-from hwsim.outputs import dumps_json, write_atomic
+from hwsim.interrupts import install_signal_handlers
+from hwsim.outputs import dumps_json, remove_stale_temporaries, write_atomic
 
 
 def parse_grid(items: list[str]) -> list[tuple[str, list]]:
@@ -84,8 +85,20 @@ def make_executor(jobs: int, scheduler: str | None):
         finally:
             client.close()
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        pool = ProcessPoolExecutor(max_workers=jobs, initializer=install_signal_handlers)
+        try:
             yield pool
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM) or failed: drop the queued points and stop the workers now
+            # rather than waiting for their points; a worker unwinds its atomic writes as it stops.
+            workers = list((pool._processes or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in workers:
+                if proc.is_alive():
+                    proc.terminate()
+            raise
+        else:
+            pool.shutdown(wait=True)
 
 
 def run_sweep(workload: str, grid_items: list[str], out_dir: str, *, base_overrides: list[str] | None = None,
@@ -100,6 +113,7 @@ def run_sweep(workload: str, grid_items: list[str], out_dir: str, *, base_overri
     base = list(base_overrides or [])
     for point in points:  # validate every point before simulating any
         load_workload(workload, base + _overrides(point))
+    remove_stale_temporaries(out)  # left by a sweep that was killed (SIGKILL) mid-write
     todo, rows = [], [None] * len(points)
     for i, point in enumerate(points):
         folder = out / f"p{i:04d}"

@@ -126,3 +126,117 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
 
 def test_validate_all_shipped_workloads(capsys):
     assert main(["validate", *map(str, WORKLOADS)]) == 0
+
+
+# ---- malformed trace files: hwsim dram and hwsim check --------------------------------------------
+
+_CMD_ROWS = st.tuples(st.integers(-2, 400), st.sampled_from(["0", "1", "x", "-1"]), st.sampled_from(["0", "3", "9"]),
+                      st.sampled_from(["0", "1", "7", "b"]), st.integers(-1, 20000),
+                      st.sampled_from(["0", "5", "63", "64", "q"]),
+                      st.sampled_from(["ACT", "RD", "WR", "PRE", "PREA", "REFab", "RDA", "WRA", "NOP", "rd", ""]))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(_CMD_ROWS, max_size=10), header=st.booleans(), cut=st.integers(0, 400))
+def test_fuzzed_command_traces_check_or_fail_cleanly(tmp_path, capsys, rows, header, cut):
+    text = ("tick,channel,rank,bankgroup,bank,row,column,command\n" if header else "") + "".join(
+        ",".join(map(str, r)) + "\n" for r in sorted(rows, key=lambda r: r[0]))
+    f = tmp_path / "cmds.csv"
+    f.write_text(text[:cut] if cut < len(text) else text)
+    code = main(["check", str(f), "--preset", "GDDR6_16Gbps_x16"])
+    out = capsys.readouterr()
+    assert code in (0, 1, 2) and "Traceback" not in out.err, out.err
+    if code == 2:
+        assert str(f) in out.err
+
+
+# ---- outputs are never overwritten without --overwrite ---------------------------------------------
+
+def test_existing_run_folder_is_kept_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "r"
+    args = ["run", "workloads/smoke.yaml", "-o", str(out), "--json"]
+    assert main(args + ["--set", "traffic.requests=200"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(args + ["--set", "traffic.requests=300"]) == 2
+    err = capsys.readouterr().err
+    assert str(out) in err and "--overwrite" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert main(args + ["--set", "traffic.requests=300", "--overwrite"]) == 0
+    assert json.loads((out / "summary.json").read_text())["reads"] + \
+        json.loads((out / "summary.json").read_text())["writes"] == 300
+
+
+# ---- interrupts: SIGTERM / SIGINT leave only complete results; a sweep resumes ---------------------
+
+def _hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob(".*") if p.is_dir() or p.suffix == ".tmp")
+
+
+def _start(args: list[str]):
+    import subprocess
+    import sys
+    return subprocess.Popen([sys.executable, "-m", "hwsim", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(pred, proc, timeout_s=120.0):
+    import time
+    t0 = time.monotonic()
+    while not pred():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() - t0 < timeout_s, "timed out"
+        time.sleep(0.05)
+
+
+SLOW_SWEEP = ["sweep", "workloads/dram/random.yaml", "--grid", "traffic.seed=1,2,3,4,5,6,7,8",
+              "--set", "traffic.requests=150000"]
+
+
+@pytest.mark.parametrize("signame, jobs, code", [("SIGTERM", "2", 143), ("SIGINT", "1", 130)])
+def test_interrupted_sweep_leaves_complete_points_and_resumes(tmp_path, signame, jobs, code):
+    import signal
+    out = tmp_path / "sw"
+    proc = _start([*SLOW_SWEEP, "--jobs", jobs, "-o", str(out)])
+    _wait_for(lambda: (out / "p0000" / "summary.json").exists() or (out / "p0001" / "summary.json").exists(), proc)
+    proc.send_signal(getattr(signal, signame))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert _hidden(out) == []                      # no temporary or half-written folder
+    done = sorted(p.parent.name for p in out.glob("p*/summary.json"))
+    assert 1 <= len(done) < 8
+    for d in out.glob("p*"):                         # every folder present is complete
+        assert {"summary.json", "stats.json", "run.json", "config.resolved.yaml"} <= {p.name for p in d.iterdir()}
+    stamps = {d: (out / d / "run.json").read_bytes() for d in done}
+    proc = _start([*SLOW_SWEEP, "--jobs", jobs, "-o", str(out)])
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert len(list(out.glob("p*/summary.json"))) == 8
+    assert {d: (out / d / "run.json").read_bytes() for d in done} == stamps   # finished points not rerun
+    assert len((out / "sweep.csv").read_text().splitlines()) == 9
+
+
+def test_sigterm_during_run_leaves_no_folder(tmp_path):
+    import signal
+    import time
+    out = tmp_path / "r"
+    proc = _start(["run", "workloads/dram/random.yaml", "-o", str(out), "--set", "traffic.requests=3000000"])
+    time.sleep(4.0)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stale_temporaries_of_a_killed_writer_are_removed_on_resume(tmp_path):
+    from hwsim.sweep import run_sweep
+    out = tmp_path / "sw"
+    (out / ".p0000.abc.tmp").mkdir(parents=True)
+    (out / ".p0000.abc.tmp" / "stats.json").write_text("{")
+    (out / ".sweep.csv.x.tmp").write_text("partial")
+    run_sweep("workloads/dram/random.yaml", ["traffic.seed=1,2"], str(out), base_overrides=["traffic.requests=200"],
+              progress=False)
+    assert _hidden(out) == [] and not list(out.glob(".*"))
+    assert len(list(out.glob("p*/summary.json"))) == 2
