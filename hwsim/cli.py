@@ -92,7 +92,7 @@ def cmd_run(args) -> int:
     from hwsim.runner import run_to_folder
 
     run_to_folder(args.workload, out_dir=args.out, overrides=args.set, overwrite=args.overwrite,
-                  argv=sys.argv, json_stdout=args.json, options=_run_options(args))
+                  argv=sys.argv, json_stdout=args.json, options=_run_options(args), progress_s=args.progress)
     return 0
 
 
@@ -210,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dump-logits", help="functional mode: save float32 logits [steps, vocab] (.npy)")
     sp.add_argument("--trace", help="write a Chrome/Perfetto trace (JSON)")
     sp.add_argument("--no-memo", action="store_true", help="simulate every instruction (no memoisation)")
+    sp.add_argument("--progress", type=float, metavar="SECONDS",
+                    help="print a progress line on stderr every SECONDS (long runs; Ctrl-C cancels cleanly)")
 
     sp = add("dram", "Simulate a DRAMSim3 or Ramulator 2 request trace on a DRAM.",
              "  hwsim dram trace.txt --preset GDDR6_16Gbps_x16\n"

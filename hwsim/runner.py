@@ -7,20 +7,25 @@ import sys
 import time
 from pathlib import Path
 
-from hwsim import __version__
+from hwsim import __version__, progress
+from hwsim.errors import InputError
 from hwsim.outputs import check_out_dir, dumps_json, dumps_yaml, write_run_folder
 from hwsim.workload import load_workload, resolved_config, run_workload
 
 
 def run_to_folder(workload: str, *, out_dir: str | None = None, overrides: list[str] | None = None,
                   overwrite: bool = False, argv: list[str] | None = None, json_stdout: bool = False,
-                  options: dict | None = None, quiet: bool = False):
-    """Run one workload file; return (folder, RunResult)."""
+                  options: dict | None = None, quiet: bool = False, progress_s: float | None = None):
+    """Run one workload file; return (folder, RunResult). `progress_s`: a progress line every so
+    many seconds on stderr (see `hwsim.progress`)."""
     wl = load_workload(workload, overrides)
+    if progress_s is not None and not progress_s > 0:
+        raise InputError("--progress", "--progress", f"got {progress_s}; expected a positive number of seconds")
     out = Path(out_dir) if out_dir else Path("runs") / wl.name
     check_out_dir(out, overwrite)  # fail before simulating, not after
     t0 = time.perf_counter()
-    result = run_workload(wl, **(options or {}))
+    with progress.reporting(wl.name, progress_s):
+        result = run_workload(wl, **(options or {}))
     wall_s = time.perf_counter() - t0
     run_info = {
         "hwsim_version": __version__,

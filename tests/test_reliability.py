@@ -240,3 +240,15 @@ def test_stale_temporaries_of_a_killed_writer_are_removed_on_resume(tmp_path):
               progress=False)
     assert _hidden(out) == [] and not list(out.glob(".*"))
     assert len(list(out.glob("p*/summary.json"))) == 2
+
+
+def test_progress_lines_for_long_runs(tmp_path, capsys):
+    assert main(["run", "workloads/pim_gpt/gpt2-small.yaml", "-o", str(tmp_path / "g"), "--json",
+                 "--set", "run.generated_tokens=3", "--progress", "1e-9"]) == 0
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("hwsim: gpt2-small: token")]
+    assert [x.split()[3] for x in lines] == ["1/3", "2/3", "3/3"]
+    assert "left" in lines[0] and "left" not in lines[-1]
+    assert main(["run", "workloads/t3/megagpt2_op_tp8.yaml", "-o", str(tmp_path / "t"), "--json",
+                 "--set", "tokens=512", "--progress", "1e-9"]) == 0
+    assert "simulation t3_mca 6/6" in capsys.readouterr().err
+    assert main(["run", "workloads/smoke.yaml", "-o", str(tmp_path / "s"), "--progress", "-1"]) == 2

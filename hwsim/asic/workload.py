@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from hwsim import progress
 from hwsim.asic.controller import CATEGORIES, CompileOptions, Compiler, Executor, PimSystemPort
 from hwsim.asic.spec import AsicSpec, load_asic
 from hwsim.asic.vector_unit import ZERO, VectorUnit
@@ -238,6 +239,7 @@ def simulate(model: ModelSpec, pim_spec, asic: AsicSpec, prompt: int, generated:
         tot.hits += tr.row_hits
         tot.misses += tr.row_misses
         tot.offchip += tr.offchip_bytes
+        progress.step("token", j + 1, generated)
         tot.instructions += tr.instructions
         tot.refresh_ps += tr.refresh_ps
         for k, v in tr.phases_ps.items():

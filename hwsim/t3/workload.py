@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from hwsim import progress
 from hwsim.config import spec
 from hwsim.errors import InputError
 from hwsim.t3.params import SystemParams
@@ -98,14 +99,18 @@ def simulate_all(cfg: T3Workload, *, file: str | None = None, timeline: bool = F
     from hwsim.t3.sim import simulate
 
     setup = build_setup(cfg, file)
-    runs = {
-        "gemm": simulate(setup, gemm=S.GEMM_BASE, coll=S.COLL_NONE),
-        "rs": simulate(setup, gemm=S.GEMM_NONE, coll=S.COLL_RS),
-        "rs_nmc": simulate(setup, gemm=S.GEMM_NONE, coll=S.COLL_RS_NMC),
-        "ag": simulate(setup, gemm=S.GEMM_NONE, coll=S.COLL_AG),
-        "t3": simulate(setup, gemm=S.GEMM_T3, coll=S.COLL_NONE, policy=POL_FRFCFS, timeline=timeline),
-        "t3_mca": simulate(setup, gemm=S.GEMM_T3, coll=S.COLL_NONE, policy=POL_MCA, timeline=timeline),
+    plan = {
+        "gemm": dict(gemm=S.GEMM_BASE, coll=S.COLL_NONE),
+        "rs": dict(gemm=S.GEMM_NONE, coll=S.COLL_RS),
+        "rs_nmc": dict(gemm=S.GEMM_NONE, coll=S.COLL_RS_NMC),
+        "ag": dict(gemm=S.GEMM_NONE, coll=S.COLL_AG),
+        "t3": dict(gemm=S.GEMM_T3, coll=S.COLL_NONE, policy=POL_FRFCFS, timeline=timeline),
+        "t3_mca": dict(gemm=S.GEMM_T3, coll=S.COLL_NONE, policy=POL_MCA, timeline=timeline),
     }
+    runs = {}
+    for name, kwargs in plan.items():
+        runs[name] = simulate(setup, **kwargs)
+        progress.step(f"simulation {name}", len(runs), len(plan))
     return setup, runs
 
 
