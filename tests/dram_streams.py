@@ -11,6 +11,7 @@ CONFIGS = [
     {"controller__read_queue": 4, "controller__write_queue": 4},
     {"timing__nREFI": 300, "timing__nRFC": 40},
     {"controller__scheduler": "ready_oldest"},
+    {"controller__page_policy": "closed_always"},
 ]
 
 

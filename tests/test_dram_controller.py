@@ -207,3 +207,16 @@ def test_gddr6_preset_read_to_write_gap_is_ramulator2s():
     res = run(spec, [addr(spec, row=1), addr(spec, row=1, column=1)], writes=[False, True])
     assert cmds(res) == [(0, "ACT", 0), (26, "RD", 0), (50, "WR", 0)]
     assert res.stats["cycles"] == 50 + 6 + 2
+
+
+def test_closed_always_auto_precharges_every_access():
+    # Two reads of one row: `closed` keeps the row for the queued hit (ACT, RD, RDA); `closed_always`
+    # (DRAMSim3 CLOSE_PAGE) auto-precharges each: RDA at 13, ACT again at nRC = 45 (> 13 + nRTP +
+    # nRP = 31), RDA at 45 + nRCD_RD = 58.
+    a = lambda spec: [addr(spec, row=5), addr(spec, row=5, column=1)]  # noqa: E731
+    spec = make_spec(controller__refresh="none", controller__page_policy="closed")
+    assert cmds(run(spec, a(spec))) == [(0, "ACT", 0), (13, "RD", 0), (20, "RDA", 0)]
+    spec = make_spec(controller__refresh="none", controller__page_policy="closed_always")
+    res = run(spec, a(spec))
+    assert cmds(res) == [(0, "ACT", 0), (13, "RDA", 0), (45, "ACT", 0), (58, "RDA", 0)]
+    assert (res.stats["row_misses"], res.stats["row_hits"]) == (2, 0)

@@ -11,7 +11,8 @@ from hwsim.dram_pim.commands import N_CMDS, Cmd
 from hwsim.dram_pim.device import Device
 from hwsim.dram_pim.scheduler import (C_CLOSED, C_FCFS, C_NREFI, C_OFFERED, C_RD_LAT, C_RECORD, C_REFRESH,
                                       C_RQ, C_WQ, C_WR_LAT, CONFLICT, HIT, MISS, SCHED_FCFS, SCHED_FRFCFS,
-                                      SCHED_READY_OLDEST, simulate_requests)
+                                      SCHED_READY_OLDEST, PAGE_CLOSED, PAGE_CLOSED_ALWAYS, PAGE_OPEN,
+                                      simulate_requests)
 from hwsim.dram_pim.spec import DramSpec
 from hwsim.mapping.address import decode
 
@@ -52,7 +53,7 @@ def _cfg(dspec: DramSpec, offered: bool, record: bool) -> np.ndarray:
     c, t = dspec.controller, dspec.timing
     cfg = np.zeros(10, dtype=np.int64)
     cfg[C_FCFS] = {"frfcfs": SCHED_FRFCFS, "fcfs": SCHED_FCFS, "ready_oldest": SCHED_READY_OLDEST}[c.scheduler]
-    cfg[C_CLOSED] = c.page_policy == "closed"
+    cfg[C_CLOSED] = {"open": PAGE_OPEN, "closed": PAGE_CLOSED, "closed_always": PAGE_CLOSED_ALWAYS}[c.page_policy]
     cfg[C_RQ], cfg[C_WQ] = c.read_queue, c.write_queue
     cfg[C_REFRESH] = c.refresh == "all_bank"
     cfg[C_NREFI] = t.nREFI

@@ -26,6 +26,8 @@ from hwsim.dram_pim.device import (H_BANKS_PER_RANK, H_CHANNELS, H_NBANKS, H_OPE
 C_FCFS, C_CLOSED, C_RQ, C_WQ, C_REFRESH, C_NREFI, C_RD_LAT, C_WR_LAT, C_OFFERED, C_RECORD = range(10)
 # cfg[C_FCFS]: the request scheduler
 SCHED_FRFCFS, SCHED_FCFS, SCHED_READY_OLDEST = 0, 1, 2
+# cfg[C_CLOSED]: the page policy
+PAGE_OPEN, PAGE_CLOSED, PAGE_CLOSED_ALWAYS = 0, 1, 2
 # counter indices (after the per-command counts)
 INF = np.int64(1) << 62
 HIT, MISS, CONFLICT = 0, 1, 2
@@ -197,7 +199,8 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
             row = req_row[sel] if sel >= 0 else -1
             col = req_col[sel] if sel >= 0 else -1
             if sel >= 0 and (c == RD or c == WR) and cfg[C_CLOSED]:
-                if not (_has_other_hit(rq, rq_len, ch, sel, sel_bank, row, req_bank, req_row)
+                if cfg[C_CLOSED] == PAGE_CLOSED_ALWAYS or not (
+                        _has_other_hit(rq, rq_len, ch, sel, sel_bank, row, req_bank, req_row)
                         or _has_other_hit(wq, wq_len, ch, sel, sel_bank, row, req_bank, req_row)):
                     c = RDA if c == RD else WRA
             if not bank_state_ok(st, c, sel_bank, row):

@@ -109,8 +109,9 @@ class Controller:
     scheduler: Literal["frfcfs", "fcfs", "ready_oldest"] = spec(
         "request scheduler: frfcfs (ready row hits first, then the oldest ready), fcfs (oldest only) or "
         "ready_oldest (the oldest ready command, no row-hit preference: Ramulator 2's FRFCFS)", default="frfcfs")
-    page_policy: Literal["open", "closed"] = spec("open: rows stay open; closed: auto-precharge when "
-                                                  "no queued request hits the row", default="open")
+    page_policy: Literal["open", "closed", "closed_always"] = spec(
+        "open: rows stay open; closed: auto-precharge when no queued request hits the row; "
+        "closed_always: every access auto-precharges (DRAMSim3 CLOSE_PAGE)", default="open")
     read_queue: int = spec("read queue entries per channel", min=1, default=32)
     write_queue: int = spec("write queue entries per channel", min=1, default=32)
     write_high_watermark: float = spec("fraction of the write queue that starts write draining",
