@@ -9,8 +9,8 @@ import random
 import numpy as np
 import pytest
 
-from hwsim.t3.dma import (D_CUR, D_OUT, count_sim_bursts, dma_next_read, dma_read_done, dma_trigger, dma_try_start,
-                          make_dma, next_sim_burst)
+from hwsim.t3.dma import (D_CUR, D_OUT, count_sim_bursts, dma_busy, dma_next_read, dma_read_done, dma_trigger,
+                          dma_try_start, make_dma, next_sim_burst)
 from hwsim.t3.link import (LK_CREDIT, LK_QBYTES, LK_SENT, link_credit, link_free, link_push, link_start, make_lcfg,
                            make_links, serialise_ps)
 
@@ -119,58 +119,93 @@ def test_next_and_count_sim_bursts_agree_with_a_scan():
                 assert got == scan
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_dma_reads_every_burst_once_respects_limits_and_completes_in_order(seed):
+def _run_dma(seed, *, n_desc=20, engines=2, max_out=3, ch_sim=2, ch_tot=4, tx_limit=5000, size=(8, 60),
+             trig_span=50_000):
+    """Drive the DMA engines against a memory that answers late (random, out of order) and a link
+    that drains late; returns what the harness saw."""
     rng = random.Random(seed)
-    n_desc, engines, max_out, ch_sim, ch_tot, tx_limit = 20, 2, 3, 2, 4, 5000
     b0 = np.array([[i * 100 + rng.randrange(0, 5) for i in range(n_desc)]], dtype=np.int64)
-    b1 = b0 + np.array([[rng.randrange(8, 60) for _ in range(n_desc)]], dtype=np.int64)
+    b1 = b0 + np.array([[rng.randrange(*size) for _ in range(n_desc)]], dtype=np.int64)
     D = make_dma(engines, b0, b1, max_out, ch_sim, ch_tot)
     ev, seq = [], 0
-    trig = sorted(rng.randrange(0, 50_000) for _ in range(n_desc))
+    trig = sorted(rng.randrange(0, trig_span) for _ in range(n_desc))
     for d, t in enumerate(trig):
-        heapq.heappush(ev, (t, seq, "trigger", d))
+        heapq.heappush(ev, (t, seq, "trigger", (d, -1)))
         seq += 1
     link_q = [0]          # bytes waiting on the (simulated) link
     reads = {}            # desc -> list of bursts read
     started, completed = [], []
-    inflight = {}
+    out = [0] * engines   # reads in flight per engine, counted by the harness
+    peak = [0] * engines
+    multi = [False]       # an engine had reads of two descriptors in flight at once
 
     def kick(t):
         nonlocal seq
         for e in range(engines):
-            if D[D_CUR][0, e] < 0:
-                d = dma_try_start(D, 0, e, link_q[0], tx_limit)
-                if d >= 0:
+            while True:
+                if D[D_CUR][0, e] < 0:
+                    d = dma_try_start(D, 0, e, link_q[0], tx_limit)
+                    if d < 0:
+                        break
                     assert link_q[0] < tx_limit
                     started.append(d)
-                    inflight[e] = d
-            while True:
-                b = dma_next_read(D, 0, e)
-                if b < 0:
+                while True:
+                    b, d = dma_next_read(D, 0, e)
+                    if b < 0:
+                        break
+                    if any(x[1] == e and x[0] != d for x in pending):
+                        multi[0] = True
+                    out[e] += 1
+                    peak[e] = max(peak[e], out[e])
+                    assert out[e] == int(D[D_OUT][0, e]) <= max_out
+                    reads.setdefault(d, []).append(b)
+                    pending.append((d, e))
+                    heapq.heappush(ev, (t + rng.randrange(50, 3000), seq, "read_done", (d, e)))   # memory stalls
+                    seq += 1
+                if D[D_CUR][0, e] >= 0:
                     break
-                assert int(D[D_OUT][0, e]) <= max_out
-                reads.setdefault(inflight[e], []).append(b)
-                heapq.heappush(ev, (t + rng.randrange(50, 3000), seq, "read_done", e))   # memory stalls
-                seq += 1
 
+    pending = []
     while ev:
-        t, _, kind, a = heapq.heappop(ev)
+        t, _, kind, (a, e) = heapq.heappop(ev)
         if kind == "trigger":
             dma_trigger(D, 0, a)
         elif kind == "read_done":
-            d = int(D[D_CUR][0, a])
-            if dma_read_done(D, 0, a):
-                completed.append(d)
-                nbytes = int(b1[0, d] - b0[0, d]) * 32
+            pending.remove((a, e))
+            out[e] -= 1
+            if dma_read_done(D, 0, e, a):
+                assert a not in completed
+                completed.append(a)
+                nbytes = int(b1[0, a] - b0[0, a]) * 32
                 link_q[0] += nbytes
-                heapq.heappush(ev, (t + rng.randrange(100, 4000), seq, "link_sent", nbytes))   # link stalls
+                heapq.heappush(ev, (t + rng.randrange(100, 4000), seq, "link_sent", (nbytes, -1)))   # link stalls
                 seq += 1
         elif kind == "link_sent":
             link_q[0] -= a
         kick(t)
+    assert not any(dma_busy(D, 0, e) for e in range(engines))
+    return b0, b1, reads, started, completed, peak, multi[0]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_dma_reads_every_burst_once_respects_limits_and_completes(seed):
+    n_desc, ch_sim, ch_tot = 20, 2, 4
+    b0, b1, reads, started, completed, peak, _ = _run_dma(seed, n_desc=n_desc, ch_sim=ch_sim, ch_tot=ch_tot)
     assert started == list(range(n_desc))                    # descriptors start in trigger order
-    assert sorted(completed) == list(range(n_desc))
+    assert sorted(completed) == list(range(n_desc))          # each completes exactly once
     for d in range(n_desc):
         want = [b for b in range(int(b0[0, d]), int(b1[0, d])) if b % ch_tot < ch_sim]
         assert reads[d] == want                              # every burst once, in address order
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_dma_engine_pipelines_reads_across_descriptors(seed):
+    """Descriptors smaller than the outstanding limit: an engine keeps reading the next one while
+    the previous one's reads are still out, up to (and never beyond) the limit."""
+    max_out = 12
+    b0, b1, reads, started, completed, peak, multi = _run_dma(
+        seed, n_desc=30, engines=1, max_out=max_out, ch_sim=1, ch_tot=1, tx_limit=1 << 30, size=(3, 5),
+        trig_span=10)
+    assert sorted(completed) == list(range(30))
+    assert multi
+    assert peak[0] == max_out

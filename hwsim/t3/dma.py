@@ -3,19 +3,25 @@ triggered by the tracker. A triggered descriptor reads the tile's reduced partia
 DRAM (communication-class read requests) and hands it to the ring link as one message, which
 arrives at the downstream GPU as near-memory updates.
 
-Per GPU there are `engines` engines fed by one FIFO of triggered descriptors. An engine takes the
-next descriptor when it is idle and the link holds fewer than `tx_limit` bytes not yet on the wire
-(so the engine does not read far ahead of the link); it then keeps at most `max_outstanding`
-reads in flight until the whole tile is read, and finally pushes the message to the link.
+Per GPU there are `engines` engines fed by one FIFO of triggered descriptors. An engine is
+pipelined, as copy engines are: it keeps up to `max_outstanding` reads in flight across
+descriptor boundaries. It takes the next descriptor once it has issued every read of the current
+one, has fewer than `max_outstanding` reads in flight, and the link holds fewer than `tx_limit`
+bytes not yet on the wire (so it does not read far ahead of the link). A descriptor whose reads
+have all returned is pushed to the link as one message (descriptors of one engine may finish out
+of start order when memory answers out of order).
 
 Handshake (driven by the system kernel or a test harness):
 
 * `dma_trigger(D, g, desc)`: the tracker fired `desc`;
-* `dma_try_start(D, g, e, link_qbytes, tx_limit)`: engine `e` takes the next descriptor if idle
-  and allowed (returns it, or -1);
-* `dma_next_read(D, g, e)`: the next burst index to read (respecting the outstanding limit), or -1;
-* `dma_read_done(D, g, e)`: a read came back; returns 1 when the descriptor is fully read (the
-  engine is then idle and the caller pushes the message).
+* `dma_try_start(D, g, e, link_qbytes, tx_limit)`: engine `e` takes the next descriptor if its
+  issue cursor is free and it is allowed (returns it, or -1);
+* `dma_next_read(D, g, e)`: `(burst, desc)`, the next burst index to read and its descriptor
+  (respecting the outstanding limit), or `(-1, -1)`; after the last burst of a descriptor the
+  cursor is free again;
+* `dma_read_done(D, g, e, desc)`: a read of `desc` came back; returns 1 when `desc` is fully read
+  (the caller pushes its message);
+* `dma_busy(D, g, e)`: the engine still issues or waits for reads.
 
 Bursts of a descriptor are `[b0, b1)` in the GPU's burst address space restricted to the
 simulated channels (`next_sim_burst`).
@@ -28,7 +34,7 @@ from numba import njit
 
 # state tuple indices
 (D_QHEAD, D_QTAIL, D_QNEXT, D_CUR, D_NEXTB, D_ENDB, D_OUT, D_LEFT, D_MAXOUT, D_DESC_B0, D_DESC_B1,
- D_STARTED, D_NCH) = range(13)
+ D_STARTED, D_NCH, D_ACTIVE) = range(14)
 
 
 def make_dma(engines: int, desc_b0: np.ndarray, desc_b1: np.ndarray, max_outstanding: int,
@@ -42,16 +48,17 @@ def make_dma(engines: int, desc_b0: np.ndarray, desc_b1: np.ndarray, max_outstan
         np.full(n_gpus, -1, dtype=np.int64),                  # D_QHEAD: FIFO of triggered descriptors
         np.full(n_gpus, -1, dtype=np.int64),                  # D_QTAIL
         np.full((n_gpus, max(n_desc, 1)), -1, dtype=np.int64),  # D_QNEXT
-        np.full((n_gpus, engines), -1, dtype=np.int64),       # D_CUR: descriptor being served
+        np.full((n_gpus, engines), -1, dtype=np.int64),       # D_CUR: descriptor being issued
         np.zeros((n_gpus, engines), dtype=np.int64),          # D_NEXTB: next burst to read
         np.zeros((n_gpus, engines), dtype=np.int64),          # D_ENDB
-        np.zeros((n_gpus, engines), dtype=np.int64),          # D_OUT: reads in flight
-        np.zeros((n_gpus, engines), dtype=np.int64),          # D_LEFT: reads not yet returned
+        np.zeros((n_gpus, engines), dtype=np.int64),          # D_OUT: reads in flight (all descriptors)
+        np.zeros((n_gpus, max(n_desc, 1)), dtype=np.int64),   # D_LEFT: reads of a descriptor not yet returned
         np.array([max_outstanding], dtype=np.int64),          # D_MAXOUT
         desc_b0.copy(),                                       # D_DESC_B0
         desc_b1.copy(),                                       # D_DESC_B1
         np.zeros(n_gpus, dtype=np.int64),                     # D_STARTED: descriptors started
         np.array([ch_sim, ch_tot], dtype=np.int64),           # D_NCH
+        np.zeros((n_gpus, engines), dtype=np.int64),          # D_ACTIVE: started, not fully returned
     )
 
 
@@ -92,7 +99,7 @@ def dma_trigger(D, g, desc):
 
 @njit(cache=True)
 def dma_try_start(D, g, e, link_qbytes, tx_limit):
-    if D[D_CUR][g, e] >= 0:
+    if D[D_CUR][g, e] >= 0 or D[D_OUT][g, e] >= D[D_MAXOUT][0]:
         return -1
     d = D[D_QHEAD][g]
     if d < 0 or link_qbytes >= tx_limit:
@@ -105,29 +112,39 @@ def dma_try_start(D, g, e, link_qbytes, tx_limit):
     D[D_CUR][g, e] = d
     D[D_NEXTB][g, e] = next_sim_burst(b0, ch_sim, ch_tot)
     D[D_ENDB][g, e] = b1
-    D[D_OUT][g, e] = 0
-    D[D_LEFT][g, e] = count_sim_bursts(b0, b1, ch_sim, ch_tot)
+    D[D_LEFT][g, d] = count_sim_bursts(b0, b1, ch_sim, ch_tot)
+    D[D_ACTIVE][g, e] += 1
     D[D_STARTED][g] += 1
     return d
 
 
 @njit(cache=True)
 def dma_next_read(D, g, e):
-    if D[D_CUR][g, e] < 0 or D[D_OUT][g, e] >= D[D_MAXOUT][0]:
-        return -1
+    d = D[D_CUR][g, e]
+    if d < 0 or D[D_OUT][g, e] >= D[D_MAXOUT][0]:
+        return -1, -1
     b = D[D_NEXTB][g, e]
     if b >= D[D_ENDB][g, e]:
-        return -1
-    D[D_NEXTB][g, e] = next_sim_burst(b + 1, D[D_NCH][0], D[D_NCH][1])
+        D[D_CUR][g, e] = -1
+        return -1, -1
+    nb = next_sim_burst(b + 1, D[D_NCH][0], D[D_NCH][1])
+    D[D_NEXTB][g, e] = nb
     D[D_OUT][g, e] += 1
-    return b
+    if nb >= D[D_ENDB][g, e]:
+        D[D_CUR][g, e] = -1   # every read issued: the cursor may take the next descriptor
+    return b, d
 
 
 @njit(cache=True)
-def dma_read_done(D, g, e):
+def dma_read_done(D, g, e, d):
     D[D_OUT][g, e] -= 1
-    D[D_LEFT][g, e] -= 1
-    if D[D_LEFT][g, e] == 0:
-        D[D_CUR][g, e] = -1
+    D[D_LEFT][g, d] -= 1
+    if D[D_LEFT][g, d] == 0:
+        D[D_ACTIVE][g, e] -= 1
         return 1
     return 0
+
+
+@njit(cache=True)
+def dma_busy(D, g, e):
+    return D[D_CUR][g, e] >= 0 or D[D_ACTIVE][g, e] > 0

@@ -30,7 +30,7 @@ import heapq
 import numpy as np
 from numba import njit
 
-from hwsim.t3.dma import (D_CUR, dma_next_read, dma_read_done, dma_trigger, dma_try_start,
+from hwsim.t3.dma import (D_CUR, dma_busy, dma_next_read, dma_read_done, dma_trigger, dma_try_start,
                           next_sim_burst)
 from hwsim.t3.link import LK_QBYTES, link_credit, link_free, link_push, link_start
 from hwsim.t3.memctrl import (CLS_COMM, CLS_COMPUTE, F_REFRESH, INF, M_FLEN, M_NEXTREF, M_OCC, M_THR, OP_RD, OP_UPD,
@@ -291,18 +291,24 @@ def _send(cfg, cn, L, lcfg, MS, heap, seq, g, kind, step, idx, nbytes, t):
 @njit(cache=True)
 def _dma_kick(cfg, cn, RQ, M, D, L, dec, mc_wake, heap, seq, SS, g, t):
     neng = cfg[C_NENG]
+    nge = cfg[C_NGPU] * neng
     for e in range(neng):
-        if D[D_CUR][g, e] < 0:
-            d = dma_try_start(D, g, e, L[LK_QBYTES][g], cfg[C_TXLIMIT])
-            if d >= 0:
+        while True:
+            if D[D_CUR][g, e] < 0:
+                d = dma_try_start(D, g, e, L[LK_QBYTES][g], cfg[C_TXLIMIT])
+                if d < 0:
+                    break
                 cn[N_DMA_PEND] -= 1
                 SS[SS_DMA_T][g, d, 0] = t
-        while True:
-            b = dma_next_read(D, g, e)
-            if b < 0:
-                break
-            _new_req(cfg, cn, RQ, M, dec, mc_wake, heap, seq, g, b, OP_RD, CLS_COMM, ST_DMA, K_DMA, g * neng + e,
-                     -1, t)
+            while True:
+                b, d = dma_next_read(D, g, e)
+                if b < 0:
+                    break
+                # owner: descriptor and engine (request -> descriptor on return)
+                _new_req(cfg, cn, RQ, M, dec, mc_wake, heap, seq, g, b, OP_RD, CLS_COMM, ST_DMA, K_DMA,
+                         d * nge + g * neng + e, -1, t)
+            if D[D_CUR][g, e] >= 0:
+                break   # the outstanding-read limit stops this engine for now
 
 
 @njit(cache=True)
@@ -527,10 +533,11 @@ def run_system(cfg, st, mcfg, M, RQ, P, T, D, L, lcfg, MS, CO, SS, dec, cn):
                 if t > cn[T_GEMM_END]:
                     cn[T_GEMM_END] = t
             elif k == K_DMA:
-                g = owner // cfg[C_NENG]
+                nge = cfg[C_NGPU] * cfg[C_NENG]
+                d = owner // nge
+                g = (owner % nge) // cfg[C_NENG]
                 e = owner % cfg[C_NENG]
-                d = D[D_CUR][g, e]
-                if dma_read_done(D, g, e) == 1:
+                if dma_read_done(D, g, e, d) == 1:
                     SS[SS_DMA_T][g, d, 1] = t
                     cn[N_DMA_DONE] += 1
                     _send(cfg, cn, L, lcfg, MS, heap, seq, g, MK_DMAUPD, d // tpc, d % tpc,
@@ -687,7 +694,7 @@ def run_system(cfg, st, mcfg, M, RQ, P, T, D, L, lcfg, MS, CO, SS, dec, cn):
             if gemm == GEMM_T3:
                 for g in range(ngpu):
                     for e in range(cfg[C_NENG]):
-                        if D[D_CUR][g, e] >= 0:
+                        if dma_busy(D, g, e):
                             busy = True
             if not busy:
                 cn[T_END] = t
