@@ -44,13 +44,18 @@ def _dram_spec_from_args(args):
 
 def cmd_dram(args) -> int:
     from hwsim.dram_pim.controller import command_csv, simulate
+    from hwsim import invariants
     from hwsim.dram_pim.trace import read_request_trace
     from hwsim.outputs import dumps_json, write_atomic
 
     dspec = _dram_spec_from_args(args)
     trace = read_request_trace(args.trace, args.format)
+    debug = args.debug or invariants.enabled()
     res = simulate(dspec, trace.addresses, trace.is_write, trace.arrive_cycle,
-                   record=args.dump_commands is not None)
+                   record=args.dump_commands is not None or debug)
+    if debug:
+        invariants.check_requests_complete(trace.is_write, res.accept_tick, res.done_tick, res.commands)
+        invariants.check_protocol(dspec, res.commands)
     out = {"trace": str(args.trace), "format": trace.format, "dram": dspec.name, **res.stats}
     if args.json:
         write_atomic(args.json, dumps_json(out))
@@ -92,7 +97,8 @@ def cmd_run(args) -> int:
     from hwsim.runner import run_to_folder
 
     run_to_folder(args.workload, out_dir=args.out, overrides=args.set, overwrite=args.overwrite,
-                  argv=sys.argv, json_stdout=args.json, options=_run_options(args), progress_s=args.progress)
+                  argv=sys.argv, json_stdout=args.json, options=_run_options(args), progress_s=args.progress,
+                  debug=args.debug or None)
     return 0
 
 
@@ -210,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dump-logits", help="functional mode: save float32 logits [steps, vocab] (.npy)")
     sp.add_argument("--trace", help="write a Chrome/Perfetto trace (JSON)")
     sp.add_argument("--no-memo", action="store_true", help="simulate every instruction (no memoisation)")
+    sp.add_argument("--debug", action="store_true",
+                    help="check conservation laws on the run's own results (also HWSIM_DEBUG=1)")
     sp.add_argument("--progress", type=float, metavar="SECONDS",
                     help="print a progress line on stderr every SECONDS (long runs; Ctrl-C cancels cleanly)")
 
@@ -222,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--format", default="auto", choices=["auto", "dramsim3", "ramulator"], help="trace format")
     sp.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     sp.add_argument("--dump-commands", metavar="FILE", help="write the issued command trace (CSV)")
+    sp.add_argument("--debug", action="store_true",
+                    help="check that every request completes once and the commands pass the protocol checker")
 
     sp = add("check", "Verify a command trace against every timing rule (independent checker).",
              "  hwsim check cmds.csv --preset GDDR6_16Gbps_x16\n", cmd_check)

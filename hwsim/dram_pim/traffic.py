@@ -8,6 +8,7 @@ from typing import Literal
 
 import numpy as np
 
+from hwsim import invariants
 from hwsim.config import spec
 from hwsim.dram_pim.controller import command_csv, simulate
 from hwsim.dram_pim.spec import DramSpec, load_dram_spec
@@ -86,7 +87,11 @@ def run(wl, trace: str | None = None, **_options):
     dspec = load_dram_spec(preset=src.preset, spec_file=spec_file, overrides=src.overrides or None,
                            file=wl.file, path="dram")
     addrs, is_write = generate(dspec, cfg.traffic)
-    res = simulate(dspec, addrs, is_write, record=cfg.dump_commands or trace is not None)
+    debug = invariants.enabled()
+    res = simulate(dspec, addrs, is_write, record=cfg.dump_commands or trace is not None or debug)
+    if debug:
+        invariants.check_requests_complete(is_write, res.accept_tick, res.done_tick, res.commands)
+        invariants.check_protocol(dspec, res.commands)
     if trace is not None:
         from hwsim.timeline import dram_command_timeline
         dram_command_timeline(dspec, res.commands).write(trace)

@@ -1,0 +1,110 @@
+"""Debug mode: conservation laws checked on a run's own results (`hwsim run --debug`,
+`hwsim dram --debug`, or HWSIM_DEBUG=1 in the environment).
+
+A violated law is a bug in hwsim, never a property of the input, so it raises `InvariantError`
+(an internal error, exit code 1) rather than `InputError`. The checks:
+
+* DRAM requests: every request is accepted once and completes once, after it was accepted, and the
+  command trace holds exactly one column command per request (reads as RD/RDA, writes as WR/WRA);
+  the trace then passes the independent protocol checker.
+* PIM VMM: every weight element of the placement is multiplied exactly once: the MAC_AB commands
+  of the lowered instruction touch each (channel, row, column burst) at most once, and every burst
+  that holds a placed element is touched.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+import numpy as np
+
+_forced: bool | None = None
+
+
+class InvariantError(RuntimeError):
+    """A conservation law of the simulation does not hold (an hwsim bug)."""
+
+
+def enabled() -> bool:
+    """Debug checks on? (`debug_mode(True)` or HWSIM_DEBUG set to anything but '' / '0')."""
+    if _forced is not None:
+        return _forced
+    return os.environ.get("HWSIM_DEBUG", "") not in ("", "0")
+
+
+@contextmanager
+def debug_mode(on: bool | None):
+    """Force debug checks on or off inside the block (None: leave it to HWSIM_DEBUG)."""
+    global _forced
+    previous, _forced = _forced, (None if on is None else bool(on))
+    try:
+        yield
+    finally:
+        _forced = previous
+
+
+def check_requests_complete(is_write: np.ndarray, accept_tick: np.ndarray, done_tick: np.ndarray,
+                            commands=None) -> None:
+    """Every request issued completes exactly once (see the module docstring)."""
+    from hwsim.dram_pim.commands import Cmd
+
+    n = len(is_write)
+    if len(accept_tick) != n or len(done_tick) != n:
+        raise InvariantError(f"{n} requests but {len(accept_tick)} accept and {len(done_tick)} completion ticks")
+    never = np.flatnonzero(accept_tick < 0)
+    if len(never):
+        raise InvariantError(f"{len(never)} requests never accepted (first: request {int(never[0])})")
+    early = np.flatnonzero(done_tick <= accept_tick)
+    if len(early):
+        i = int(early[0])
+        raise InvariantError(f"{len(early)} requests complete at or before acceptance (request {i}: "
+                             f"accepted {int(accept_tick[i])}, done {int(done_tick[i])})")
+    if commands is None:
+        return
+    reads = int((~np.asarray(is_write, bool)).sum())
+    n_rd = int(np.isin(commands.cmd, [int(Cmd.RD), int(Cmd.RDA)]).sum())
+    n_wr = int(np.isin(commands.cmd, [int(Cmd.WR), int(Cmd.WRA)]).sum())
+    if (n_rd, n_wr) != (reads, n - reads):
+        raise InvariantError(f"{reads} reads and {n - reads} writes requested but {n_rd} read and {n_wr} write "
+                             "column commands issued")
+
+
+def check_protocol(dspec, commands) -> None:
+    """The independent protocol checker finds no violation in `commands`."""
+    from hwsim.dram_pim.checker import check_trace
+    from hwsim.dram_pim.pim import trace_rows
+
+    violations = check_trace(dspec, trace_rows(dspec, commands))
+    if violations:
+        raise InvariantError(f"{len(violations)} timing violations in the issued commands; first: {violations[0]}")
+
+
+def check_vmm_reads_every_weight_once(placement, lowered, *, lanes: int, banks_per_channel: int) -> None:
+    """Every placed weight element is multiplied exactly once by the lowered VMM."""
+    from hwsim.dram_pim.commands import Cmd
+
+    mac = lowered.cmd == int(Cmd.MAC_AB)
+    first = placement.col_elem // lanes
+    n_bursts = (placement.col_elem + placement.length - 1) // lanes - first + 1
+    seg = np.repeat(np.arange(placement.n_segments), n_bursts)
+    burst = first[seg] + (np.arange(int(n_bursts.sum())) - np.repeat(np.cumsum(n_bursts) - n_bursts, n_bursts))
+    keys = _burst_keys(lowered.bank[mac] // banks_per_channel, lowered.row[mac], lowered.col[mac])
+    uniq, counts = np.unique(keys, return_counts=True)
+    if len(uniq) and counts.max() > 1:
+        i = int(np.flatnonzero(mac)[np.flatnonzero(keys == uniq[np.argmax(counts)])[0]])
+        raise InvariantError(f"{placement.name}: MAC_AB on channel {int(lowered.bank[i]) // banks_per_channel}, row "
+                             f"{int(lowered.row[i])}, column {int(lowered.col[i])} issued {int(counts.max())} times "
+                             "(weights multiplied twice)")
+    need = _burst_keys(placement.channel[seg], placement.row[seg], burst)
+    missing = np.setdiff1d(need, uniq)
+    if len(missing):
+        raise InvariantError(f"{placement.name}: {len(missing)} weight bursts are never multiplied "
+                             f"(of {len(np.unique(need))} placed)")
+
+
+def _burst_keys(channel: np.ndarray, row: np.ndarray, column: np.ndarray) -> np.ndarray:
+    """One int64 per (channel, row, column burst): 20 bits each for row and column."""
+    if len(row) and (int(row.max()) >= 1 << 20 or int(column.max()) >= 1 << 20):
+        raise InvariantError("row or column index beyond 2^20: widen the burst keys")
+    return (channel.astype(np.int64) << 40) | (row.astype(np.int64) << 20) | column.astype(np.int64)
