@@ -94,11 +94,61 @@ def cold_start(repeats: int) -> dict:
     return {"scenario": "cold_start_smoke", "wall_s_median": statistics.median(walls), "target": "< 15 s"}
 
 
+def _pim_commands(stats: dict) -> int:
+    """DRAM commands simulated in a PIM-GPT run (memo replays included: they are timed commands)."""
+    from hwsim.dram_pim.commands import Cmd
+
+    return sum(int(stats.get(f"counts.{c.name}", 0)) for c in Cmd)
+
+
+def pim_run(name: str, model: str, prompt: int, generated: int, out: str, target: str) -> dict:
+    """One PIM-GPT decode (warm numba cache): wall, peak RSS, tokens/s and commands/s."""
+    args = ["run", f"workloads/pim_gpt/{model}.yaml", "-o", out, "--overwrite", "--json",
+            "--set", f"run.prompt_tokens={prompt}", "--set", f"run.generated_tokens={generated}"]
+    wall, rss, _ = _run([sys.executable, "-m", "hwsim", *args])
+    stats = json.loads((Path(out) / "stats.json").read_text())
+    sim_s = json.loads((Path(out) / "run.json").read_text())["wall_s"]
+    cmds = _pim_commands(stats)
+    return {"scenario": name, "model": model, "tokens": generated, "wall_s": wall, "sim_s": sim_s,
+            "peak_rss_MiB": rss, "dram_commands": cmds, "commands_per_s": cmds / sim_s,
+            "tokens_per_s": generated / sim_s, "target": target}
+
+
+def pim_full(tmp: str) -> list[dict]:
+    """Scenario 2: every paper model decoding its whole context (prompt 0)."""
+    from hwsim.models import load_model
+
+    out = []
+    for model in PIM_MODELS:
+        ctx = load_model(model).context
+        out.append(pim_run("pim_gpt_full", model, 0, ctx, f"{tmp}/full-{model}", "suite < 60 s, RSS < 2 GB"))
+    return out
+
+
+def scaling(tmp: str, tokens: list[int]) -> list[dict]:
+    """Scenario 5: wall time against generated tokens (gpt3-small, context 2048) and model size
+    (each model, 64 tokens centred on the middle of its context)."""
+    out = [pim_run("scaling_tokens", "gpt3-small", 0, n, f"{tmp}/tok-{n}", "linear in commands")
+           for n in tokens]
+    from hwsim.models import load_model
+
+    for model in PIM_MODELS:
+        ctx = load_model(model).context
+        out.append(pim_run("scaling_model", model, ctx // 2 - 32, 64, f"{tmp}/size-{model}", "linear in commands"))
+    return out
+
+
+PIM_MODELS = ("gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl", "gpt3-small", "gpt3-medium", "gpt3-large",
+              "gpt3-xl")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repeats and smaller inputs")
     ap.add_argument("--json", help="write the results as JSON")
-    ap.add_argument("--only", nargs="*", help="scenario names to run (dram, pim_gpt, t3, cold, warm)")
+    ap.add_argument("--only", nargs="*",
+                    help="scenario names to run (dram, pim_gpt, t3, cold, warm, pim_full, scaling); "
+                         "default: all but pim_full and scaling (tens of minutes)")
     args = ap.parse_args()
     repeats = 1 if args.quick else 3
     n = 20_000 if args.quick else 100_000
@@ -119,6 +169,10 @@ def main() -> int:
     if "t3" in only and (ROOT / "workloads/t3").is_dir():
         results.append(cli("t3_suite", ["suite", "workloads/t3", "-o", f"{tmp}/t3", "--overwrite", "--json"],
                            1, "< 180 s"))
+    if "pim_full" in only:
+        results += pim_full(tmp)
+    if "scaling" in only:
+        results += scaling(tmp, [128, 256, 512] if args.quick else [128, 256, 512, 1024, 2048])
     machine = {"python": platform.python_version(), "machine": platform.machine(),
                "processor": platform.processor() or platform.uname().machine, "cpus": os.cpu_count()}
     for r in results:
