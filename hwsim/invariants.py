@@ -10,6 +10,11 @@ A violated law is a bug in hwsim, never a property of the input, so it raises `I
 * PIM VMM: every weight element of the placement is multiplied exactly once: the MAC_AB commands
   of the lowered instruction touch each (channel, row, column burst) at most once, and every burst
   that holds a placed element is touched.
+* T3 fused GEMM + reduce-scatter: every request completes; on every simulated GPU g and channel,
+  each burst of the chunk that g computes at stage s (0-based) receives exactly one local and one
+  incoming near-memory update when s >= 1 and none at s = 0 (that partial leaves as remote
+  stores), and is read exactly once by the DMA when 1 <= s <= TP-2 (the last chunk is g's result).
+  So every partial is added into the reduction exactly once.
 """
 
 from __future__ import annotations
@@ -108,3 +113,32 @@ def _burst_keys(channel: np.ndarray, row: np.ndarray, column: np.ndarray) -> np.
     if len(row) and (int(row.max()) >= 1 << 20 or int(column.max()) >= 1 << 20):
         raise InvariantError("row or column index beyond 2^20: widen the burst keys")
     return (channel.astype(np.int64) << 40) | (row.astype(np.int64) << 20) | column.astype(np.int64)
+
+
+def check_t3_reduction_once(setup, res) -> None:
+    """Every byte of the fused reduce-scatter is reduced exactly once (see the module docstring).
+    `res` is a T3 fused run simulated with record=True."""
+    from hwsim.t3 import system as S
+    from hwsim.t3.producer import BURST
+
+    q, plan = res.requests, setup.plan
+    tp = plan.tp
+    if (q["done"] < 0).any():
+        raise InvariantError(f"{int((q['done'] < 0).sum())} of {len(q['done'])} T3 requests never completed")
+    base, per_chunk = int(plan.chunk_off[0]) // BURST, plan.chunk_bytes // BURST
+    bursts = base + np.arange(tp * per_chunk)
+    simulated = bursts % setup.ch_tot < setup.ch_sim
+    chunk = np.arange(tp * per_chunk) // per_chunk
+    for g in range(setup.n_gpu):
+        stage = (chunk + g) % tp
+        for kind, what, want in ((S.K_STORE, "local updates", stage >= 1), (S.K_NMC, "incoming updates", stage >= 1),
+                                 (S.K_DMA, "DMA reads", (stage >= 1) & (stage <= tp - 2))):
+            b = q["b"][(q["gpu"] == g) & (q["kind"] == kind)] - base
+            if len(b) and (b.min() < 0 or b.max() >= len(bursts)):
+                raise InvariantError(f"GPU {g}: {what} outside the output buffer")
+            got = np.bincount(b, minlength=len(bursts))
+            bad = np.flatnonzero(got != np.where(simulated & want, 1, 0))
+            if len(bad):
+                i = int(bad[0])
+                raise InvariantError(f"GPU {g}: {len(bad)} output bursts with the wrong number of {what} (burst {i} of "
+                                     f"chunk {int(chunk[i])}, stage {int(stage[i]) + 1}: {int(got[i])})")

@@ -102,3 +102,37 @@ def test_debug_switch(monkeypatch):
 def test_debug_runs_of_shipped_dram_workloads_pass(tmp_path, capsys, workload):
     assert main(["run", workload, "-o", str(tmp_path / "r"), "--json", "--debug",
                  "--set", "traffic.requests=5000"]) == 0
+
+
+@pytest.mark.parametrize("gpus, ch_sim", [("symmetric", 1), ("explicit", 4)])
+def test_t3_fused_run_reduces_every_partial_once(gpus, ch_sim):
+    from test_t3_system import small_setup
+
+    from hwsim.invariants import check_t3_reduction_once
+    from hwsim.t3 import system as S
+    from hwsim.t3.sim import simulate
+
+    st = small_setup(tp=4, gpus=gpus, ch_sim=ch_sim)
+    res = simulate(st, gemm=S.GEMM_T3, coll=S.COLL_NONE, record=True)
+    check_t3_reduction_once(st, res)
+    q = res.requests
+    for kind, what in ((S.K_NMC, "incoming updates"), (S.K_DMA, "DMA reads"), (S.K_STORE, "local updates")):
+        i = int(np.flatnonzero(q["kind"] == kind)[0])
+        j = int(np.flatnonzero((q["kind"] == kind) & (q["b"] != q["b"][i]) & (q["gpu"] == q["gpu"][i]))[0])
+        doctored = dict(q, b=q["b"].copy())
+        doctored["b"][j] = q["b"][i]            # one burst reduced twice, another never
+        res.requests = doctored
+        with pytest.raises(InvariantError, match=what):
+            check_t3_reduction_once(st, res)
+    res.requests = dict(q, done=q["done"].copy())
+    res.requests["done"][3] = -1
+    with pytest.raises(InvariantError, match="never completed"):
+        check_t3_reduction_once(st, res)
+
+
+def test_debug_run_of_a_t3_workload_passes_and_changes_nothing(tmp_path, capsys):
+    args = ["run", "workloads/t3/tnlg_fc2_tp16.yaml", "--json", "--set", "tokens=512"]
+    assert main(args + ["-o", str(tmp_path / "d"), "--debug"]) == 0
+    assert main(args + ["-o", str(tmp_path / "n")]) == 0
+    for name in ("summary.json", "stats.json"):
+        assert (tmp_path / "d" / name).read_bytes() == (tmp_path / "n" / name).read_bytes()

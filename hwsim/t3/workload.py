@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from hwsim import progress
+from hwsim import invariants, progress
 from hwsim.config import spec
 from hwsim.errors import InputError
 from hwsim.t3.params import SystemParams
@@ -107,9 +107,14 @@ def simulate_all(cfg: T3Workload, *, file: str | None = None, timeline: bool = F
         "t3": dict(gemm=S.GEMM_T3, coll=S.COLL_NONE, policy=POL_FRFCFS, timeline=timeline),
         "t3_mca": dict(gemm=S.GEMM_T3, coll=S.COLL_NONE, policy=POL_MCA, timeline=timeline),
     }
+    debug = invariants.enabled()
     runs = {}
     for name, kwargs in plan.items():
-        runs[name] = simulate(setup, **kwargs)
+        fused = kwargs["gemm"] == S.GEMM_T3
+        runs[name] = simulate(setup, **kwargs, record=debug and fused)
+        if debug and fused:
+            invariants.check_t3_reduction_once(setup, runs[name])
+            runs[name].requests = runs[name].log = None   # checked; do not keep millions of rows
         progress.step(f"simulation {name}", len(runs), len(plan))
     return setup, runs
 
