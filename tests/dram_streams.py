@@ -12,6 +12,7 @@ CONFIGS = [
     {"timing__nREFI": 300, "timing__nRFC": 40},
     {"controller__scheduler": "ready_oldest"},
     {"controller__page_policy": "closed_always"},
+    {"timing__nRTRS": 2},
 ]
 
 

@@ -139,7 +139,14 @@ SPEC_RC = make_spec(nRC=43)
 CASES_RC = {
     "nRAS+nRP": ("nRAS+nRP", 44, lambda d: [ACT(0), COL("RDA", 16), ACT(44 + d)]),
 }
+# Rank switching: with nRTRS = 3 a read burst of another rank waits nBL + 3 = 5 after a read
+# burst (the write-to-read switch: test_nrtrs_only_between_ranks).
+SPEC_RTRS = make_spec(nRTRS=3)
+CASES_RTRS = {
+    "nRTRS": ("nRTRS", 5, lambda d: [ACT(0), ACT(1, rank=1), COL("RD", 30), COL("RD", 35 + d, rank=1)]),
+}
 ALL_CASES = {**{k: (*v, SPEC) for k, v in CASES.items()}, **{k: (*v, SPEC_RRD) for k, v in CASES_RRD.items()},
+             **{k: (*v, SPEC_RTRS) for k, v in CASES_RTRS.items()},
              **{k: (*v, SPEC_CL) for k, v in CASES_CL.items()}, **{k: (*v, SPEC_RC) for k, v in CASES_RC.items()}}
 
 
@@ -165,6 +172,16 @@ def test_every_timing_rule_has_a_case():
     named = {name for name, *_ in chk.timing_rules(SPEC.timing)} | {"nFAW", "one_command_per_cycle"}
     covered = {rule for rule, *_ in ALL_CASES.values()}
     assert named <= covered
+
+
+def test_nrtrs_only_between_ranks():
+    # Same rank, other bank group: nCCD_S = 3 only, whatever nRTRS.
+    assert rules([ACT(0), ACT(7, bg=1), COL("RD", 30), COL("RD", 33, bg=1)], SPEC_RTRS) == []
+    # nRTRS also holds on a write-to-read rank switch: 5 + 2 + 3 - 3 = 7 with nCL = 3.
+    spec = make_spec(nRTRS=3, nCL=3)
+    trace = lambda d: [ACT(0), ACT(1, rank=1), COL("WR", 30), COL("RD", 37 + d, rank=1)]  # noqa: E731
+    assert [(v.rule, v.required_gap) for v in check_trace(spec, trace(-1))] == [("nWTR_BUS", 7)]
+    assert check_trace(spec, trace(0)) == []
 
 
 def test_nrcd_mac_zero_falls_back_to_nrcd_rd():

@@ -53,6 +53,13 @@ CASES = {
     # with nCL = 3 the gap is nCWL + nBL - nCL = 4.
     "nWTR_BUS": ([(A, 0, 0), (A, 8, 0), (WR, 0, 20)], RD, 8, 24, "20+nCWL+nBL-nCL, other rank",
                  {"nCL": 3}),
+    # Rank switching: a read burst of another rank waits nBL + nRTRS (= 3 here) ...
+    "nRTRS": ([(A, 0, 0), (A, 8, 0), (RD, 0, 30)], RD, 8, 35, "30+nBL+nRTRS, other rank", {"nRTRS": 3}),
+    # ... but not within the rank: bank 4 (other bank group, same rank) waits nCCD_S only.
+    "nRTRS/same_rank": ([(A, 0, 0), (A, 4, 4), (RD, 0, 30)], RD, 4, 33, "30+nCCD_S", {"nRTRS": 3}),
+    # ... and a write-to-read switch adds it too: 20 + nCWL + nBL + nRTRS - nCL = 20 + 5 + 2 + 3 - 3.
+    "nWTR_BUS/nRTRS": ([(A, 0, 0), (A, 8, 0), (WR, 0, 20)], RD, 8, 27, "20+nCWL+nBL+nRTRS-nCL",
+                       {"nCL": 3, "nRTRS": 3}),
     # JEDEC tRC is ACT to ACT or REF: REFab 45 after the ACT although PRE + nRP = 41.
     "nRC/REFab": ([(A, 0, 0), (P, 0, 29)], Cmd.REFab, 0, 45, "nRC > PRE+nRP=41"),
     "nRC/REFpb": ([(A, 0, 0), (P, 0, 29)], Cmd.REFpb, 0, 45, "nRC > PRE+nRP=41"),

@@ -52,9 +52,10 @@ OPENING = (C.ACT, C.ACT_AB, C.REFab, C.REFpb)
 
 # Levels at which a rule compares two commands.
 SAME_BANK, SAME_BG, SAME_RANK, SAME_CHANNEL = "bank", "bankgroup", "rank", "channel"
+OTHER_RANKS = "other ranks"  # the previous command went to another rank of the same channel
 
 # History sources used inside the hot loop (index into the per-command tuple of histories).
-_H_BANK, _H_BG, _H_RANK, _H_CHAN = 0, 1, 2, 3
+_H_BANK, _H_BG, _H_RANK, _H_CHAN, _H_SIB = 0, 1, 2, 3, 4
 
 _NEVER = -(1 << 62)  # "no such command yet": every gap from it is huge
 
@@ -99,25 +100,32 @@ def timing_rules(t) -> list[tuple[str, str, tuple, tuple, int]]:
         ("nRES_MAC", SAME_RANK, (C.RD_MAC,), (C.MAC_AB,), t.nCCD_L),
         # Same channel: one burst at a time on the data bus, which every rank shares.
         ("nRTW", SAME_CHANNEL, BUS_RD, BUS_WR, t.nCL + t.nBL + t.nRTW - t.nCWL),
-        ("nWTR_BUS", SAME_CHANNEL, BUS_WR, BUS_RD, wr_end - t.nCL),
+        # Rank switching: bursts of different ranks need nRTRS more (WR -> WR: none).
+        ("nWTR_BUS", OTHER_RANKS, BUS_WR, BUS_RD, wr_end + t.nRTRS - t.nCL),
         ("nBL_RD", SAME_CHANNEL, BUS_RD, BUS_RD, t.nBL),
         ("nBL_WR", SAME_CHANNEL, BUS_WR, BUS_WR, t.nBL),
     ]
+    if t.nRTRS > 0:  # (with nRTRS = 0 it is nBL_RD again)
+        rules.append(("nRTRS", OTHER_RANKS, BUS_RD, BUS_RD, t.nBL + t.nRTRS))
     return rules
 
 
-def _rules_by_next(t) -> list[list[tuple[str, tuple[tuple[int, int], ...], int]]]:
+def _rules_by_next(t, other_ranks: bool = True) -> list[list[tuple[str, tuple[tuple[int, int], ...], int]]]:
     """For each command value: the rules it must satisfy as (name, ((history, prev cmd), ...), gap),
     with each prev command's history already resolved for the next command's scope."""
     out: list[list] = [[] for _ in range(max(Cmd) + 1)]
     for name, level, prevs, nexts, gap in timing_rules(t):
         if gap <= 0:  # ticks never decrease, so a gap of 0 (or less) always holds
             continue
+        if level == OTHER_RANKS and not other_ranks:  # a single-rank channel has no other rank
+            continue
         for n in nexts:
             srcs = []
             for p in prevs:
                 if level == SAME_CHANNEL:
                     h = _H_CHAN
+                elif level == OTHER_RANKS:
+                    h = _H_SIB
                 elif level == SAME_RANK or n in RANK_SCOPE or p in RANK_SCOPE:
                     # A rank-scope command touches every bank (group): look at the whole rank.
                     h = _H_RANK
@@ -347,7 +355,7 @@ def _replay(dspec: DramSpec, rows, check_refresh: bool | None) -> list[Violation
     NROWS, NCOLS = org.rows, org.columns
     BPR = NBG * NBPG
     NCMD = max(Cmd) + 1
-    rules_for = _rules_by_next(tm)
+    rules_for = _rules_by_next(tm, other_ranks=NR > 1)
     rank_scope = [False] * NCMD
     for c in RANK_SCOPE:
         rank_scope[c] = True
@@ -424,11 +432,11 @@ def _replay(dspec: DramSpec, rows, check_refresh: bool | None) -> list[Violation
         hc = chan_hist[ch]
         if rscope:
             bi = gi = -1
-            hist = (hr, hr, hr, hc)
+            hist = (hr, hr, hr, hc, None)
         else:
             gi = ri * NBG + bg
             bi = gi * NBPG + bk
-            hist = (bank_hist[bi], bg_hist[gi], hr, hc)
+            hist = (bank_hist[bi], bg_hist[gi], hr, hc, None)
 
         # ---- bank state -------------------------------------------------------------------
         if rscope:
@@ -500,7 +508,13 @@ def _replay(dspec: DramSpec, rows, check_refresh: bool | None) -> list[Violation
             best = _NEVER
             bp = 0
             for h, p in srcs:
-                tp = hist[h][p]
+                if h == _H_SIB:  # the latest such command on any other rank of the channel
+                    tp = _NEVER
+                    for r2 in range(ch * NR, ch * NR + NR):
+                        if r2 != ri and rank_hist[r2][p] > tp:
+                            tp = rank_hist[r2][p]
+                else:
+                    tp = hist[h][p]
                 if tp > best:
                     best = tp
                     bp = p

@@ -1,7 +1,8 @@
 """Timing rules as records, compiled once into int64 tables for the scheduling kernels.
 
 A rule says: after a command in `prev` is issued to a node at `level`, a command in `next` to any
-bank under that same node must wait `latency` cycles. A rule with `window` > 1 says: a command in
+bank under that same node must wait `latency` cycles (level OTHER_RANKS: to any bank of the
+*other* ranks of the same channel). A rule with `window` > 1 says: a command in
 `next` must wait `latency` after the `window`-th most recent `prev` at that node (tFAW).
 Commands of RANK scope act on every bank of the rank, so bank- and bank-group-level rules apply
 to each of them.
@@ -17,8 +18,9 @@ import numpy as np
 from hwsim.dram_pim.commands import N_CMDS, Cmd
 from hwsim.dram_pim.spec import Timing
 
-CHANNEL, RANK_LEVEL, BANKGROUP, BANK_LEVEL = 0, 1, 2, 3
-LEVEL_NAMES = ("channel", "rank", "bankgroup", "bank")
+CHANNEL, RANK_LEVEL, BANKGROUP, BANK_LEVEL, OTHER_RANKS = 0, 1, 2, 3, 4
+LEVEL_NAMES = ("channel", "rank", "bankgroup", "bank", "other ranks")
+N_LEVELS = len(LEVEL_NAMES)
 
 _ACTS = (Cmd.ACT, Cmd.ACT_AB)
 _PRES = (Cmd.PRE, Cmd.PREA)
@@ -85,7 +87,10 @@ RULES: tuple[Rule, ...] = (
     # ranks too; write-to-read is nWTR_S/L within a rank and, across ranks, the write burst must
     # have left the bus before the read burst arrives (a gap <= 0, never binding, unless nCL is small).
     Rule("nRTW", CHANNEL, _BUS_RD, _BUS_WR, lambda t: t.nCL + t.nBL + t.nRTW - t.nCWL),
-    Rule("nWTR_BUS", CHANNEL, _BUS_WR, _BUS_RD, lambda t: t.nCWL + t.nBL - t.nCL),
+    # Rank switching (DRAMsim3 read_to_read_o = BL + tRTRS, write_to_read_o = WL + BL + tRTRS - RL;
+    # WR -> WR across ranks is nBL, as in DRAMsim3 and Ramulator 2).
+    Rule("nRTRS", OTHER_RANKS, _BUS_RD, _BUS_RD, lambda t: t.nBL + t.nRTRS),
+    Rule("nWTR_BUS", OTHER_RANKS, _BUS_WR, _BUS_RD, lambda t: t.nCWL + t.nBL + t.nRTRS - t.nCL),
     Rule("nBL_RD", CHANNEL, _BUS_RD, _BUS_RD, lambda t: t.nBL),
     Rule("nBL_WR", CHANNEL, _BUS_WR, _BUS_WR, lambda t: t.nBL),
 )
@@ -95,7 +100,7 @@ RULES: tuple[Rule, ...] = (
 class CompiledTiming:
     """Rule tables for the kernels: `lat[level, prev, next]` (-1: no rule) and window rules."""
 
-    lat: np.ndarray          # int64[4, N_CMDS, N_CMDS]
+    lat: np.ndarray          # int64[N_LEVELS, N_CMDS, N_CMDS]
     win_level: np.ndarray    # int64[W]
     win_count: np.ndarray    # int64[W]
     win_lat: np.ndarray      # int64[W]
@@ -104,11 +109,12 @@ class CompiledTiming:
 
 
 def compile_timing(timing: Timing, rules: tuple[Rule, ...] = RULES) -> CompiledTiming:
-    lat = np.full((4, N_CMDS, N_CMDS), -1, dtype=np.int64)
+    lat = np.full((N_LEVELS, N_CMDS, N_CMDS), -1, dtype=np.int64)
     windows = []
     for rule in rules:
         value = int(rule.latency(timing))
         if rule.window > 1:
+            assert rule.level < OTHER_RANKS, "window rules are per node"
             if value > 0:
                 windows.append((rule, value))
             continue

@@ -8,7 +8,8 @@ section; `Device` exposes numpy views of the sections for Python code.
 
 Node ids: channels first, then ranks, bank groups and banks; `anc[bank, level]` is the node id of a
 bank's ancestor at each level (channel, rank, bankgroup, bank). `ready[node, cmd]` is the earliest
-tick `cmd` may be issued to any bank under `node` as far as rules at that node's level go. Ticks
+tick `cmd` may be issued to any bank under `node` as far as rules at that node's level go (a
+rank node also carries the "other ranks" rules raised by commands to its sibling ranks). Ticks
 are command-clock cycles.
 """
 
@@ -191,7 +192,14 @@ def issue(S, cmd, bank, row, tick):
         first = bank - bank % bpr
         last = first + bpr
     _raise(S, 0, cmd, S[off_anc + bank * 4], tick)
-    _raise(S, 1, cmd, S[off_anc + bank * 4 + 1], tick)
+    own_rank = S[off_anc + bank * 4 + 1]
+    _raise(S, 1, cmd, own_rank, tick)
+    n_ranks = S[H_RANKS]
+    if n_ranks > 1:  # rules at level 4 bind the other ranks of the channel (rank switching)
+        first_rank = S[H_CHANNELS] + S[off_anc + bank * 4] * n_ranks
+        for rn in range(first_rank, first_rank + n_ranks):
+            if rn != own_rank:
+                _raise(S, 4, cmd, rn, tick)
     bpg = S[H_BANKS_PER_GROUP]
     effect = S[meta + 2]
     for b in range(first, last):

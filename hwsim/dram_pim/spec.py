@@ -77,6 +77,8 @@ class Timing:
     nRFCpb: int = spec("per-bank refresh cycle time (0: the standard has no per-bank refresh)",
                        unit="cycles", min=0, default=0)
     nRTW: int = spec("extra read-to-write bus turnaround beyond nCL+nBL-nCWL", unit="cycles", min=0, default=2)
+    nRTRS: int = spec("rank-to-rank switch: extra data-bus cycles between a read burst, or a write burst, "
+                      "and a read burst of another rank of the channel", unit="cycles", min=0, default=0)
     # PIM extensions (AiM-style all-bank operation); ignored by plain DRAM traffic.
     nRCD_MAC: int = spec("ACT to all-bank MAC (0: use nRCD_RD)", unit="cycles", min=0, default=0)
     nMAC_RES: int = spec("last MAC to MAC-result read (MAC pipeline drain)", unit="cycles", min=0, default=0)
