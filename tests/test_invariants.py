@@ -136,3 +136,11 @@ def test_debug_run_of_a_t3_workload_passes_and_changes_nothing(tmp_path, capsys)
     assert main(args + ["-o", str(tmp_path / "n")]) == 0
     for name in ("summary.json", "stats.json"):
         assert (tmp_path / "d" / name).read_bytes() == (tmp_path / "n" / name).read_bytes()
+
+
+def test_debug_run_of_a_pim_gpt_workload_passes_and_changes_nothing(tmp_path, capsys):
+    args = ["run", "workloads/pim_gpt/gpt2-xl.yaml", "--json", "--set", "run.generated_tokens=1"]
+    assert main(args + ["-o", str(tmp_path / "d"), "--debug"]) == 0
+    assert main(args + ["-o", str(tmp_path / "n")]) == 0
+    for name in ("summary.json", "stats.json"):
+        assert (tmp_path / "d" / name).read_bytes() == (tmp_path / "n" / name).read_bytes()

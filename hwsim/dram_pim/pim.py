@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 from numba import njit
 
+from hwsim import invariants
 from hwsim.config import build, deep_merge, spec
 from hwsim.dram_pim.commands import META, N_CMDS, RANK, Cmd
 from hwsim.dram_pim.controller import CommandLog, command_csv
@@ -423,7 +424,11 @@ class PimSystem:
             else:
                 self.memo_misses += 1
         if res is None:
-            res, entry = self._run(lower_vmm(placement, self.spec), placement.name, start, want_memo=memo, base=base)
+            low = lower_vmm(placement, self.spec)
+            if invariants.enabled():
+                invariants.check_vmm_reads_every_weight_once(placement, low, lanes=self.spec.mac_lanes,
+                                                             banks_per_channel=self.spec.banks_per_channel)
+            res, entry = self._run(low, placement.name, start, want_memo=memo, base=base)
             if memo and entry is not None:
                 self._memo[key] = entry
         return res if pre is None else _merge(pre, res)
