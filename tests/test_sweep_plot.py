@@ -92,7 +92,7 @@ def test_t3_run_and_suite_plots(tmp_path, capsys):
     run = tmp_path / "t3" / "op"
     assert main(["run", "workloads/t3/megagpt2_op_tp8.yaml", "-o", str(run), "--json", "--set", "tokens=512"]) == 0
     assert main(["plot", str(run)]) == 0
-    for stem in ("speedup", "dram_traffic_by_stream"):
+    for stem in ("speedup", "dram_traffic_by_stream", "queue_occupancy"):
         assert (run / "plots" / f"{stem}.png").stat().st_size > 1000
     rows = list(csv.reader((run / "plots" / "speedup.csv").open()))
     summary = json.loads((run / "summary.json").read_text())
