@@ -29,6 +29,8 @@ def test_tutorial_commands_run(tmp_path, monkeypatch, capsys):
         assert argv[0] == "hwsim"
         assert main(argv[1:]) == 0, cmd
     assert (tmp_path / "runs" / "queue-sweep" / "sweep.csv").exists()
+    assert len((tmp_path / "runs" / "pim-channels" / "sweep.csv").read_text().splitlines()) == 4
+    assert (tmp_path / "runs" / "t3-op" / "plots" / "queue_occupancy.png").exists()
 
 
 def test_workload_reference_is_current():
