@@ -87,10 +87,19 @@ def cmd_presets(args) -> int:
     for kind in kinds:
         for name in list_presets(kind):
             rows.append((kind, name, str(load_preset(kind, name).get("description", ""))))
+    if args.json:
+        _print_json([{"kind": k, "name": n, "description": d} for k, n, d in rows])
+        return 0
     from hwsim.report import print_rows
 
     print_rows(("kind", "name", "description"), rows)
     return 0
+
+
+def _print_json(obj) -> None:
+    from hwsim.outputs import dumps_json
+
+    sys.stdout.write(dumps_json(obj))
 
 
 def cmd_run(args) -> int:
@@ -114,15 +123,19 @@ def _run_options(args) -> dict:
 def cmd_validate(args) -> int:
     from hwsim.workload import load_workload
 
-    bad = 0
+    results = {}
     for f in args.files:
         try:
             load_workload(f, args.set)
-            print(f"{f}: ok")
+            results[f] = "ok"
         except InputError as exc:
-            print(str(exc))
-            bad += 1
-    return 2 if bad else 0
+            results[f] = str(exc)
+    if args.json:
+        _print_json(results)
+    else:
+        for f, verdict in results.items():
+            print(f"{f}: ok" if verdict == "ok" else verdict)
+    return 2 if any(v != "ok" for v in results.values()) else 0
 
 
 def cmd_schema(args) -> int:
@@ -176,8 +189,11 @@ def cmd_compare(args) -> int:
 def cmd_plot(args) -> int:
     from hwsim.plot import plot_folder
 
-    for path in plot_folder(args.folder, args.metric):
-        print(path)
+    paths = [str(p) for p in plot_folder(args.folder, args.metric)]
+    if args.json:
+        _print_json(paths)
+    else:
+        print("\n".join(paths))
     return 0
 
 
@@ -263,15 +279,18 @@ def build_parser() -> argparse.ArgumentParser:
              "  hwsim plot runs/sweep-random\n  hwsim plot runs/suite-pim_gpt\n", cmd_plot)
     sp.add_argument("folder")
     sp.add_argument("--metric", action="append", help="sweep metric to plot (repeatable; default: the first few)")
+    sp.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     sp = add("presets", "List shipped presets with a one-line description.",
              "  hwsim presets\n  hwsim presets gpu\n", cmd_presets)
     sp.add_argument("kind", nargs="?", help="dram, pim, asic, gpu, cpu, energy or models")
+    sp.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     sp = add("validate", "Check workload files without simulating.",
              "  hwsim validate workloads/pim_gpt/*.yaml\n", cmd_validate)
     sp.add_argument("files", nargs="+")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE")
+    sp.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     sp = add("schema", "Print the JSON Schema of workload files.", "  hwsim schema pim_gpt\n", cmd_schema)
     sp.add_argument("kind", nargs="?", help="one workload kind (default: all)")
