@@ -66,7 +66,8 @@ class DecodeStep:
 
 
 def build_decode_graph(model: ModelSpec, context_len: int, *, include_lm_head: bool = True,
-                       include_embedding: bool = True, dtype_bytes: int = 2) -> nx.DiGraph:
+                       include_embedding: bool = True, dtype_bytes: int = 2,
+                       include_final_layernorm: bool = True) -> nx.DiGraph:
     """Ops of one decode step at `context_len` cached tokens (including the new one)."""
     if not isinstance(context_len, int) or not 1 <= context_len <= model.context:
         raise InputError(None, "context_len", f"got {context_len!r}; expected 1..{model.context} ({model.name})")
@@ -100,7 +101,7 @@ def build_decode_graph(model: ModelSpec, context_len: int, *, include_lm_head: b
         x = add(Op(p + "mlp.gelu", "gelu", i, f, 8 * f, act_bytes=2 * f * a), x)
         x = add(_vmm(p + "mlp.fc2", i, f, d, a), x)
         stream = add(_add(p + "mlp.residual", i, d, a), x, stream)
-    x = add(_layernorm("ln_f", None, d, a), stream)
+    x = add(_layernorm("ln_f", None, d, a), stream) if include_final_layernorm else stream
     if include_lm_head:
         add(_vmm("lm_head", None, d, model.vocab, a, bias=False), x)
     return g

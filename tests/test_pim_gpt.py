@@ -241,6 +241,27 @@ def test_without_lm_head_and_embedding(tmp_path):
     assert r.summary["context_first"] == 1
 
 
+def test_without_final_layernorm(tmp_path):
+    """run.include_final_layernorm: false drops ln_f (and its parameter fetch) from the PIM-GPT
+    program and from the baselines' op graph; serial, so the token gets exactly that much shorter."""
+    run = "{prompt_tokens: 3, generated_tokens: 2, %s}"
+    a = run_workload(load_workload(_tiny_workload(tmp_path, run % "include_final_layernorm: true")))
+    b = run_workload(load_workload(_tiny_workload(tmp_path, run % "include_final_layernorm: false")))
+    rows_a = {r["op_id"]: r for r in csv.DictReader(io.StringIO(a.files["ops.csv"]))}
+    rows_b = {r["op_id"]: r for r in csv.DictReader(io.StringIO(b.files["ops.csv"]))}
+    assert "ln_f" in rows_a and "ln_f" not in rows_b and "lm_head" in rows_b
+    assert set(rows_a) - set(rows_b) == {"ln_f"}
+    assert b.summary["include_final_layernorm"] is False and a.summary["include_final_layernorm"] is True
+    lat_a = [float(r["latency_ns"]) for r in csv.DictReader(io.StringIO(a.files["tokens.csv"]))]
+    lat_b = [float(r["latency_ns"]) for r in csv.DictReader(io.StringIO(b.files["tokens.csv"]))]
+    assert all(y < x for x, y in zip(lat_a, lat_b))
+    # ops.csv is the last token; its ln_f row is ln_f's busy time (fetch + LayerNorm + issue; serial)
+    assert lat_a[-1] - lat_b[-1] == pytest.approx(float(rows_a["ln_f"]["sim_ns"]))
+    for dev, modes in a.summary["baselines"].items():
+        for mode, r in modes.items():
+            assert b.summary["baselines"][dev][mode]["latency_ns_per_token"] < r["latency_ns_per_token"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Input errors
 

@@ -249,6 +249,7 @@ class CompileOptions:
     params: str = "fetch"            # fetch | resident
     tile_vmms: bool = True           # one PIM instruction per input chunk (global-buffer window)
     max_rows: int = 64               # ... and at most this many rows per bank (0: no limit)
+    include_final_layernorm: bool = True   # ln_f (and its parameter fetch) before the LM head
 
 
 def layer_param_elems(model: ModelSpec) -> int:
@@ -353,11 +354,14 @@ class Compiler:
                 Part(p + "mlp.fc2", "asic", vu.accumulate(n, k) + vu.bias_add(n)),
                 Part(p + "mlp.residual", "asic", vu.residual_add(n))], d, f2, more + [x])
         deps = [x] if x >= 0 else []
-        if o.params == "fetch":
-            deps.append(fetch("ln_f.params", "ln_f", 2 * d * 2))
-        lnf = vec("ln_f", [Part("ln_f", "asic", vu.layernorm(d))], deps)
+        if o.include_final_layernorm:
+            if o.params == "fetch":
+                deps.append(fetch("ln_f.params", "ln_f", 2 * d * 2))
+            lnf = vec("ln_f", [Part("ln_f", "asic", vu.layernorm(d))], deps)
+        else:
+            lnf = x
         if o.include_lm_head:
-            lm, more, k = tiled("lm_head", "lm_head", [lnf])
+            lm, more, k = tiled("lm_head", "lm_head", [lnf] if lnf >= 0 else [])
             epilogue("lm_head.epi", lambda n, k=k: [
                 Part("lm_head", "asic", vu.accumulate(n, k) + vu.reduce(1, n, "cmp"))], m.vocab, lm, more)
         return prog

@@ -52,6 +52,9 @@ class RunSpec:
         default="serial")
     include_embedding: bool = spec("simulate the token + position embedding lookup", default=True)
     include_lm_head: bool = spec("simulate the final LM head VMM (d x vocab) and the argmax", default=True)
+    include_final_layernorm: bool = spec(
+        "simulate the final LayerNorm (ln_f) and its parameter fetch (timing and baselines; functional "
+        "mode always applies it, the logits need it)", default=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -209,7 +212,8 @@ class _Totals:
 
 def simulate(model: ModelSpec, pim_spec, asic: AsicSpec, prompt: int, generated: int, *, policy: str = "serial",
              include_embedding: bool = True, include_lm_head: bool = True, memo: bool = True,
-             keep_segments: bool = False, file: str | None = None, on_token=None, record: bool = False):
+             keep_segments: bool = False, file: str | None = None, on_token=None, record: bool = False,
+             include_final_layernorm: bool = True):
     """Place `model` and simulate `generated` tokens; return (_Totals, PimSystem, ModelPlacement)."""
     from hwsim.dram_pim.pim import PimSystem
     from hwsim.mapping.partition import place_model
@@ -219,7 +223,8 @@ def simulate(model: ModelSpec, pim_spec, asic: AsicSpec, prompt: int, generated:
     system = PimSystem(pim_spec, mp, record=record)
     port = PimSystemPort(system, mp)
     vu = VectorUnit(asic)
-    comp = Compiler(model, vu, port, CompileOptions(include_embedding, include_lm_head, asic.params))
+    comp = Compiler(model, vu, port, CompileOptions(include_embedding, include_lm_head, asic.params,
+                                                    include_final_layernorm=include_final_layernorm))
     engine = Engine()
     ex = Executor(engine, port, asic, vu, pim_spec.channels, policy, memo=memo, keep_segments=keep_segments)
     tot = _Totals()
@@ -272,7 +277,8 @@ def params_fit(model: ModelSpec, asic: AsicSpec, file: str | None = None) -> Non
                          "vectors (residual, q/k/v and scores at full context, FC1 output and partial sums, logits)")
 
 
-def _baselines(model: ModelSpec, contexts: list[int], b: Baselines, include_embedding: bool, include_lm_head: bool):
+def _baselines(model: ModelSpec, contexts: list[int], b: Baselines, include_embedding: bool, include_lm_head: bool,
+               include_final_layernorm: bool = True):
     """Per (device, mode): mean per-token latency and energy over `contexts` and the per-op rows of
     the last context. Baseline op times are affine in the context when every attention op is
     memory-bound (batch 1), so the mean over consecutive contexts is the mean of the two ends;
@@ -283,7 +289,8 @@ def _baselines(model: ModelSpec, contexts: list[int], b: Baselines, include_embe
     first, last = contexts[0], contexts[-1]
 
     def graph(ctx):
-        return build_decode_graph(model, ctx, include_lm_head=include_lm_head, include_embedding=include_embedding)
+        return build_decode_graph(model, ctx, include_lm_head=include_lm_head, include_embedding=include_embedding,
+                                  include_final_layernorm=include_final_layernorm)
 
     g_first, g_last = graph(first), graph(last)
     out, rows = {}, {}
@@ -330,7 +337,8 @@ def run(wl, **options):
     tot, system, mp = simulate(model, pim_spec, asic, prompt, gen, policy=cfg.run.policy,
                                include_embedding=cfg.run.include_embedding, include_lm_head=cfg.run.include_lm_head,
                                memo=memo, keep_segments=bool(trace_path), file=file,
-                               on_token=on_token, record=cfg.dump_commands)
+                               on_token=on_token, record=cfg.dump_commands,
+                               include_final_layernorm=cfg.run.include_final_layernorm)
     n = len(tot.latency_ps)
     total_ps = sum(tot.latency_ps)
     # Energy: PIM counts, ASIC ops and SRAM, ASIC leakage over the whole run, link transfers.
@@ -349,7 +357,7 @@ def run(wl, **options):
     lat_ns = total_ps / 1000.0 / n
     bounds = [bound_ns(model, c, pim_spec, cfg.run.include_lm_head) for c in tot.contexts]
     base, base_rows, g_last = _baselines(model, tot.contexts, cfg.baselines, cfg.run.include_embedding,
-                                         cfg.run.include_lm_head)
+                                         cfg.run.include_lm_head, cfg.run.include_final_layernorm)
     e_tok = energy_total / n
     for dev, modes in base.items():
         for mode, r in modes.items():
@@ -371,6 +379,7 @@ def run(wl, **options):
         "context_last": tot.contexts[-1],
         "include_embedding": cfg.run.include_embedding,
         "include_lm_head": cfg.run.include_lm_head,
+        "include_final_layernorm": cfg.run.include_final_layernorm,
         "latency_ns_per_token": lat_ns,
         "latency_ns_first_token": tot.latency_ps[0] / 1000.0,
         "latency_ns_last_token": tot.latency_ps[-1] / 1000.0,
