@@ -224,3 +224,19 @@ def test_memory_bound_gemm_is_slowed_by_the_communication_and_mca_protects_it():
     lone, t3, mca = _fused_vs_lone(2048, 4096)
     assert t3 > 1.2 * lone
     assert mca < t3
+
+
+def test_per_mc_tracker_holds_one_entry_per_live_tile_in_every_controller():
+    """Tiles are interleaved over every channel, so each controller's table needs an entry for
+    every live tile: per-MC placement gives the GPU `entries` live tiles, not entries x channels,
+    and a table smaller than a stage's tiles falls back (correctly) in the default placement."""
+    from hwsim.t3.sim import tracker_capacity_tiles
+
+    st = small_setup(tp=4, channels=4, tracker__entries=4)
+    assert st.plan.tiles_per_chunk > 4
+    assert tracker_capacity_tiles(st) == 4
+    assert tracker_capacity_tiles(small_setup(tp=4, channels=4, tracker__entries=4,
+                                              tracker__placement="per_gpu")) == 4
+    res = simulate(st, gemm=S.GEMM_T3, coll=S.COLL_NONE)
+    assert res.tracker_peak <= 4
+    assert res.tracker_fallbacks > 0

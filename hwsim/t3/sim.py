@@ -120,6 +120,19 @@ class SimResult:
     fire_t: np.ndarray | None = None
 
 
+def tracker_capacity_tiles(setup: Setup) -> int:
+    """Live tiles one GPU can track. `per_gpu`: `entries`. `per_mc`: every memory controller holds
+    `entries`, one per live tile that has update bursts on its channel; a tile of b bursts spans
+    min(b, channels) channels, so the GPU tracks entries x channels / spanned tiles. Every output
+    tile covers all channels (checked in `make_setup`), so this is `entries` as well: each MC's
+    table needs an entry for every live tile."""
+    p = setup.params.tracker
+    if p.placement == "per_gpu":
+        return p.entries
+    spanned = min(setup.ch_tot, int(setup.plan.c_bytes.min()) // BURST)
+    return p.entries * setup.ch_tot // max(spanned, 1)
+
+
 def _estimate_requests(setup: Setup, gemm: int, coll: int, progs) -> int:
     plan = setup.plan
     frac = setup.ch_sim / setup.ch_tot
@@ -241,7 +254,7 @@ def simulate(setup: Setup, *, gemm: int, coll: int, policy: int = POL_FRFCFS, re
             c_b0, c_b1, plan.c_bytes.astype(np.int64),
             np.zeros(n_gpu * ch_sim, dtype=np.int64),                    # P_COMP_BURSTS
         )
-        cap = p.tracker.entries * (ch_tot if p.tracker.placement == "per_mc" else 1)
+        cap = tracker_capacity_tiles(setup)
         T = make_tracker(expected, cap, tpc)
         D = make_dma(p.dma.engines, desc_b0, desc_b1,
                      max(1, (p.dma.max_outstanding_KiB * 1024) * ch_sim // (BURST * ch_tot)), ch_sim, ch_tot)
