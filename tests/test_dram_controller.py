@@ -220,3 +220,13 @@ def test_closed_always_auto_precharges_every_access():
     res = run(spec, a(spec))
     assert cmds(res) == [(0, "ACT", 0), (13, "RDA", 0), (45, "ACT", 0), (58, "RDA", 0)]
     assert (res.stats["row_misses"], res.stats["row_hits"]) == (2, 0)
+
+
+def test_closed_always_never_closes_a_row_an_activated_request_waits_for():
+    # A write opens row 5 (ACT 0; its WR waits nRCD_WR = 20); a read of the same row arrives at 1,
+    # the controller returns to read mode and the read's RD is ready first (nRCD_RD = 13). It must
+    # not auto-precharge, or the write's column command would find the bank closed: RD at 13, then
+    # WRA at max(ACT + 20, RD + nCL + nBL + nRTW - nCWL = 23) = 23.
+    spec = make_spec(controller__refresh="none", controller__page_policy="closed_always", timing__nRCD_WR=20)
+    res = run(spec, [addr(spec, row=5), addr(spec, row=5, column=1)], writes=[True, False])
+    assert cmds(res) == [(0, "ACT", 0), (13, "RD", 0), (23, "WRA", 0)]

@@ -199,9 +199,14 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
             row = req_row[sel] if sel >= 0 else -1
             col = req_col[sel] if sel >= 0 else -1
             if sel >= 0 and (c == RD or c == WR) and cfg[C_CLOSED]:
-                if cfg[C_CLOSED] == PAGE_CLOSED_ALWAYS or not (
-                        _has_other_hit(rq, rq_len, ch, sel, sel_bank, row, req_bank, req_row)
-                        or _has_other_hit(wq, wq_len, ch, sel, sel_bank, row, req_bank, req_row)):
+                if cfg[C_CLOSED] == PAGE_CLOSED_ALWAYS:
+                    # Every access auto-precharges, except that it never closes the row under another
+                    # request whose ACT was issued for it (that one's column command is still due).
+                    auto = n_activated[sel_bank] - (1 if activated[sel] else 0) == 0
+                else:
+                    auto = not (_has_other_hit(rq, rq_len, ch, sel, sel_bank, row, req_bank, req_row)
+                                or _has_other_hit(wq, wq_len, ch, sel, sel_bank, row, req_bank, req_row))
+                if auto:
                     c = RDA if c == RD else WRA
             if not bank_state_ok(st, c, sel_bank, row):
                 status = 2
