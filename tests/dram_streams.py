@@ -13,6 +13,8 @@ CONFIGS = [
     {"controller__scheduler": "ready_oldest"},
     {"controller__page_policy": "closed_always"},
     {"timing__nRTRS": 2},
+    {"controller__frontend_clock_ratio": 8, "controller__memory_clock_ratio": 3,
+     "controller__read_queue": 4, "controller__write_queue": 4},
 ]
 
 

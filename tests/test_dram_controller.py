@@ -230,3 +230,18 @@ def test_closed_always_never_closes_a_row_an_activated_request_waits_for():
     spec = make_spec(controller__refresh="none", controller__page_policy="closed_always", timing__nRCD_WR=20)
     res = run(spec, [addr(spec, row=5), addr(spec, row=5, column=1)], writes=[True, False])
     assert cmds(res) == [(0, "ACT", 0), (13, "RD", 0), (23, "WRA", 0)]
+
+
+@pytest.mark.parametrize("fe, mem, accept", [
+    (1, 1, [0, 1, 2, 3, 4, 5, 6, 7, 8]),
+    (2, 1, [0, 1, 1, 2, 2, 3, 3, 4, 4]),      # two offers per memory cycle
+    (8, 3, [0, 1, 1, 2, 2, 2, 3, 3, 3]),      # Ramulator 2's example config: offer j on tick ceil(3j/8)
+    (1, 2, [0, 2, 4, 6, 8, 10, 12, 14, 16]),  # one offer every two memory cycles
+])
+def test_load_store_front_end_clock_ratio(fe, mem, accept):
+    # Ramulator 2's main loop ticks the front end every `mem` and the memory every `fe` iterations;
+    # a request sent at front-end tick j is scheduled from the first memory tick at or after it.
+    spec = make_spec(controller__refresh="none", controller__frontend_clock_ratio=fe,
+                     controller__memory_clock_ratio=mem)
+    a = [addr(spec, channel=0, rank=k % 2, bankgroup=(k // 2) % 2, bank=k // 4, row=1) for k in range(9)]
+    assert run(spec, a).accept_tick.tolist() == accept

@@ -52,7 +52,7 @@ def test_checker_accepts_controller_traces(seed, n, tmp_path_factory):
 
 
 def test_numba_kernel_equals_python_twin():
-    seeds = list(range(16))  # every config of dram_streams.CONFIGS with both front ends
+    seeds = list(range(18))  # every config of dram_streams.CONFIGS with both front ends
     compiled = traces(seeds, 250)
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     out = subprocess.run([sys.executable, str(HERE / "twin_run.py"), ",".join(map(str, seeds)), "250"],

@@ -9,7 +9,8 @@ import numpy as np
 
 from hwsim.dram_pim.commands import N_CMDS, Cmd
 from hwsim.dram_pim.device import Device
-from hwsim.dram_pim.scheduler import (C_CLOSED, C_FCFS, C_NREFI, C_OFFERED, C_RD_LAT, C_RECORD, C_REFRESH,
+from hwsim.dram_pim.scheduler import (C_CLOSED, C_FCFS, C_FE_RATIO, C_MEM_RATIO, C_NREFI, C_OFFERED, C_RD_LAT,
+                                      C_RECORD, C_REFRESH, N_CFG,
                                       C_RQ, C_WQ, C_WR_LAT, CONFLICT, HIT, MISS, SCHED_FCFS, SCHED_FRFCFS,
                                       SCHED_READY_OLDEST, PAGE_CLOSED, PAGE_CLOSED_ALWAYS, PAGE_OPEN,
                                       simulate_requests)
@@ -51,7 +52,7 @@ class DramResult:
 
 def _cfg(dspec: DramSpec, offered: bool, record: bool) -> np.ndarray:
     c, t = dspec.controller, dspec.timing
-    cfg = np.zeros(10, dtype=np.int64)
+    cfg = np.zeros(N_CFG, dtype=np.int64)
     cfg[C_FCFS] = {"frfcfs": SCHED_FRFCFS, "fcfs": SCHED_FCFS, "ready_oldest": SCHED_READY_OLDEST}[c.scheduler]
     cfg[C_CLOSED] = {"open": PAGE_OPEN, "closed": PAGE_CLOSED, "closed_always": PAGE_CLOSED_ALWAYS}[c.page_policy]
     cfg[C_RQ], cfg[C_WQ] = c.read_queue, c.write_queue
@@ -61,6 +62,7 @@ def _cfg(dspec: DramSpec, offered: bool, record: bool) -> np.ndarray:
     cfg[C_WR_LAT] = t.nCWL + t.nBL
     cfg[C_OFFERED] = offered
     cfg[C_RECORD] = record
+    cfg[C_FE_RATIO], cfg[C_MEM_RATIO] = c.frontend_clock_ratio, c.memory_clock_ratio
     return cfg
 
 

@@ -23,7 +23,9 @@ from hwsim.dram_pim.device import (H_BANKS_PER_RANK, H_CHANNELS, H_NBANKS, H_OPE
                                    earliest, issue)
 
 # cfg indices
-C_FCFS, C_CLOSED, C_RQ, C_WQ, C_REFRESH, C_NREFI, C_RD_LAT, C_WR_LAT, C_OFFERED, C_RECORD = range(10)
+(C_FCFS, C_CLOSED, C_RQ, C_WQ, C_REFRESH, C_NREFI, C_RD_LAT, C_WR_LAT, C_OFFERED, C_RECORD, C_FE_RATIO,
+ C_MEM_RATIO) = range(12)
+N_CFG = 12
 # cfg[C_FCFS]: the request scheduler
 SCHED_FRFCFS, SCHED_FCFS, SCHED_READY_OLDEST = 0, 1, 2
 # cfg[C_CLOSED]: the page policy
@@ -82,33 +84,45 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
     t = np.int64(0)
     next_req = 0
     last_accept = np.int64(-1)
+    slot = np.int64(0)  # the offered front end's next slot
     done = 0
     while done < n:
         next_t = INF
-        # Admit requests in trace order while their channel's queue has room, at most one per
-        # cycle (one front end, as in Ramulator 2's and DRAMSim3's trace front ends).
+        # Admit requests in trace order while their channel's queue has room. DRAMSim3 front end:
+        # at most one per cycle, none before its trace cycle. Offered (Ramulator 2) front end: one
+        # offer per front-end tick, slot j falling on memory tick ceil(j * M / F) (clock ratios F
+        # front end, M memory; F = M: one per cycle); a refused offer is retried at the next slot,
+        # so a request admitted at tick t takes the first slot falling on t or later.
+        fe, mem = cfg[C_FE_RATIO], cfg[C_MEM_RATIO]
         while next_req < n:
             i = next_req
-            avail = last_accept + 1
-            if not cfg[C_OFFERED] and req_avail[i] > avail:
-                avail = req_avail[i]
+            if cfg[C_OFFERED]:
+                if t > 0:
+                    first = ((t - 1) * fe) // mem + 1  # the first slot falling on tick t or later
+                    if first > slot:
+                        slot = first
+                avail = (slot * mem + fe - 1) // fe
+            else:
+                avail = last_accept + 1
+                if req_avail[i] > avail:
+                    avail = req_avail[i]
             if avail > t:
                 next_t = min(next_t, avail)
                 break
             ch = req_channel[i]
+            full = wq_len[ch] >= wq_cap if req_write[i] else rq_len[ch] >= rq_cap
+            if full:
+                break
             if req_write[i]:
-                if wq_len[ch] >= wq_cap:
-                    break
                 wq[ch, wq_len[ch]] = i
                 wq_len[ch] += 1
             else:
-                if rq_len[ch] >= rq_cap:
-                    break
                 rq[ch, rq_len[ch]] = i
                 rq_len[ch] += 1
             req_accept[i] = t
             last_accept = t
             next_req += 1
+            slot += 1
         issued_any = False
         for ch in range(n_ch):
             sel = -1

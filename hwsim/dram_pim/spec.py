@@ -122,6 +122,11 @@ class Controller:
                                       min=0.0, default=0.2)
     refresh: Literal["all_bank", "none"] = spec("refresh policy: REFab every nREFI per rank, or none",
                                                 default="all_bank")
+    frontend_clock_ratio: int = spec("load/store (Ramulator 2) trace front end: requests offered per "
+                                     "memory_clock_ratio memory cycles (Ramulator 2's frontend clock_ratio)",
+                                     min=1, default=1)
+    memory_clock_ratio: int = spec("load/store (Ramulator 2) trace front end: memory cycles per "
+                                   "frontend_clock_ratio offers (Ramulator 2's memory clock_ratio)", min=1, default=1)
 
     def validate(self, file, path):
         if not (self.write_low_watermark < self.write_high_watermark <= 1.0):
