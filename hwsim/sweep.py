@@ -71,6 +71,9 @@ def flatten(summary: dict, prefix: str = "") -> dict:
     return out
 
 
+WORKER_STOP_S = 30.0  # how long an interrupted sweep waits for a stopped worker before killing it
+
+
 @contextmanager
 def make_executor(jobs: int, scheduler: str | None):
     """A process pool of `jobs` workers, or a dask.distributed executor on `scheduler`."""
@@ -96,6 +99,10 @@ def make_executor(jobs: int, scheduler: str | None):
             for proc in workers:
                 if proc.is_alive():
                     proc.terminate()
+            for proc in workers:  # let each unwind its writes (a worker inside numba may take a while)
+                proc.join(WORKER_STOP_S)
+                if proc.is_alive():
+                    proc.kill()   # leaves at most hidden temporaries, removed when the sweep resumes
             raise
         else:
             pool.shutdown(wait=True)

@@ -58,6 +58,7 @@ address_mapping: [row, bank, bankgroup, rank, column, channel]
     ("0x0 FETCH 3\n", "line 1.command"),
     ("0xZZ READ 3\n", "line 1.address"),
     ("0x0 READ 5\n0x40 READ 4\n", "line 2.cycle"),
+    ("0x0 READ 99999999999999999999\n", "line 1.cycle"),       # found by the trace fuzzer: was an OverflowError
     ("LD\n", "line 1"),
     ("", "holds no requests"),
 ])

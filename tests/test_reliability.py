@@ -130,6 +130,27 @@ def test_validate_all_shipped_workloads(capsys):
 
 # ---- malformed trace files: hwsim dram and hwsim check --------------------------------------------
 
+_TRACE_LINES = st.sampled_from([
+    "0x0 READ 0", "0x40 WRITE 3", "0x1fffc0 READ 9", "LD 0x1000", "ST 0x2000", "LD 4096", "# note", "",
+    "0x READ 1", "0xZZ READ 2", "0x0 FETCH 3", "0x0 READ -4", "0x0 READ", "READ 0x0 0", "LD", "ST 0x",
+    "0x0 READ 1e3", "0x0 READ 99999999999999999999", "0x40 write 5", "\t0x80 READ 6 extra", "\x00\x01",
+    "0x" + "f" * 40 + " READ 7", "LD -0x10", "ST 0x10 0x20",
+])
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(_TRACE_LINES, max_size=12))
+def test_fuzzed_request_traces_run_or_fail_cleanly(tmp_path, capsys, lines):
+    trace = tmp_path / "fuzz.trace"
+    trace.write_text("\n".join(lines) + "\n")
+    code = main(["dram", str(trace), "--preset", "GDDR6_16Gbps_x16", "--json", str(tmp_path / "o.json")])
+    err = capsys.readouterr().err
+    assert code in (0, 2), err
+    assert "Traceback" not in err
+    if code == 2:
+        assert str(trace) in err
+
+
 _CMD_ROWS = st.tuples(st.integers(-2, 400), st.sampled_from(["0", "1", "x", "-1"]), st.sampled_from(["0", "3", "9"]),
                       st.sampled_from(["0", "1", "7", "b"]), st.integers(-1, 20000),
                       st.sampled_from(["0", "5", "63", "64", "q"]),

@@ -27,6 +27,9 @@ class RequestTrace:
     format: str
 
 
+MAX_CYCLE = 1 << 62  # the kernels count cycles in int64 and use 2^62 as "never"
+
+
 def _int(token: str, file: str, where: str, what: str, base: int = 10) -> int:
     """`token` as an integer: hex with a 0x prefix, else in `base`."""
     try:
@@ -72,6 +75,8 @@ def read_request_trace(path: str | Path, fmt: str = "auto") -> RequestTrace:
                 raise InputError(file, where, f"got {line.strip()!r}; expected '0x<address> READ|WRITE <cycle>'")
             addr, op = fields[0], fields[1].upper()
             cycle = _int(fields[2], file, f"{where}.cycle", "integer cycle")
+            if cycle >= MAX_CYCLE:
+                raise InputError(file, f"{where}.cycle", f"got {cycle}; expected a cycle below 2^62")
             if cycles and cycle < cycles[-1]:
                 raise InputError(file, f"{where}.cycle", f"got {cycle}; cycles must not decrease (previous {cycles[-1]})")
             cycles.append(cycle)
