@@ -240,3 +240,19 @@ def test_per_mc_tracker_holds_one_entry_per_live_tile_in_every_controller():
     res = simulate(st, gemm=S.GEMM_T3, coll=S.COLL_NONE)
     assert res.tracker_peak <= 4
     assert res.tracker_fallbacks > 0
+
+
+@pytest.mark.parametrize("policy", [POL_FRFCFS, POL_MCA])
+def test_symmetric_one_gpu_agrees_with_eight_explicit_gpus_for_the_fused_run(policy):
+    """The fused T3 run (tracker, DMA, link, MCA) on a ring of 8: one GPU standing for all gives
+    the time of the explicit ring within 3 % and the same bytes per stream."""
+    sym = small_setup(tp=8, tokens=1024, kf=4)
+    exp = small_setup(tp=8, tokens=1024, kf=4, gpus="explicit")
+    a = simulate(sym, gemm=S.GEMM_T3, coll=S.COLL_NONE, policy=policy)
+    b = simulate(exp, gemm=S.GEMM_T3, coll=S.COLL_NONE, policy=policy)
+    assert exp.n_gpu == 8 and sym.n_gpu == 1
+    assert abs(a.time_ps - b.time_ps) <= 0.03 * b.time_ps, (a.time_ps, b.time_ps)
+    for s in S.STREAM_NAMES:
+        for d in (0, 1):
+            assert bytes_of(sym, a, s, d) == bytes_of(exp, b, s, d)
+    assert a.dma_count == b.dma_count
