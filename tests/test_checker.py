@@ -23,9 +23,12 @@ ORG = {"channels": 2, "ranks": 2, "bankgroups": 2, "banks_per_group": 4, "rows":
 TIMING = {"tCK_ps": 1000, "nBL": 2, "nCL": 11, "nCWL": 5, "nRCD_RD": 16, "nRCD_WR": 9, "nRP": 14,
           "nRAS": 30, "nRC": 47, "nWR": 15, "nRTP": 6, "nCCD_S": 3, "nCCD_L": 4, "nRRD_S": 5,
           "nRRD_L": 7, "nWTR_S": 3, "nWTR_L": 8, "nFAW": 40, "nRFC": 100, "nREFI": 1000,
-          "nRFCpb": 60, "nRTW": 4, "nRCD_MAC": 17, "nMAC_RES": 19, "nGB_MAC": 21, "nRMW": 12}
+          "nRFCpb": 60, "nRTW": 4, "nRCD_MAC": 17, "nMAC_RES": 19, "nGB_MAC": 21, "nRMW": 12,
+          "nCLREG": 1, "nCWLREG": 2}
 # Derived gaps: nWR 5+2+15=22, nWR_UPD 5+2+12+15=34, nRMW 5+2+12=19, nRTP+nRP 20, nWR+nRP 36,
-# nWTR_L 5+2+8=15, nWTR_S 5+2+3=10, nRTW 11+2+4-5=12, nGB_MAC 5+2+21=28, nRES_MAC = nCCD_L = 4.
+# nWTR_L 5+2+8=15, nWTR_S 5+2+3=10, nRTW 11+2+4-5=12, nRES_MAC = nCCD_L = 4; the register path
+# (RD_MAC: nCLREG 1, WR_GB/WR_BIAS: nCWLREG 2): nGB_MAC 2+2+21=25, nWTR_REG 2+2+3=7,
+# nRTW_RD_REG 11+2+4-2=15, nRTW_REG_RD 1+2+4-5=2, nRTW_REG 1+2+4-2=5.
 
 
 def make_spec(**timing):
@@ -90,7 +93,11 @@ CASES = {
     "nWTR_S": ("nWTR_S", 10, lambda d: [ACT(0), ACT(7, bg=1), COL("WR", 30), COL("RD", 40 + d, bg=1)]),
     "nWTR_S/RD_MAC": ("nWTR_S", 10, lambda d: [ACT(0), COL("WR", 30), RK("RD_MAC", 40 + d)]),
     "nRTW": ("nRTW", 12, lambda d: [ACT(0), ACT(7, bg=1), COL("RD", 30), COL("WR", 42 + d, bg=1)]),
-    "nRTW/RD_MAC->WR_GB": ("nRTW", 12, lambda d: [RK("RD_MAC", 0), RK("WR_GB", 12 + d)]),
+    "nRTW_REG": ("nRTW_REG", 5, lambda d: [RK("RD_MAC", 0), RK("WR_GB", 5 + d)]),
+    "nRTW_RD_REG": ("nRTW_RD_REG", 15, lambda d: [ACT(0), COL("RD", 30), RK("WR_GB", 45 + d)]),
+    "nRTW_REG_RD": ("nRTW_REG_RD", 2, lambda d: [ACT(0), RK("RD_MAC", 20), COL("WR", 22 + d)]),
+    "nWTR_REG": ("nWTR_REG", 7, lambda d: [ACT(0), RK("WR_GB", 20), COL("RD", 27 + d)]),
+    "nWTR_REG/RD_MAC": ("nWTR_REG", 7, lambda d: [RK("WR_BIAS", 0), RK("RD_MAC", 7 + d)]),
     "nRRD_S": ("nRRD_S", 5, lambda d: [ACT(0), ACT(5 + d, bg=1)]),
     # The data bus is shared by the ranks of a channel: RD -> WR turnaround also across ranks.
     "nRTW/ranks": ("nRTW", 12, lambda d: [ACT(0), ACT(1, rank=1), COL("RD", 30), COL("WR", 42 + d, rank=1)]),
@@ -101,9 +108,9 @@ CASES = {
                                     ACT(40 + d, b=2)]),
     "nCCD_MAC": ("nCCD_MAC", 4, lambda d: [RK("ACT_AB", 0, row=5), RK("MAC_AB", 17, col=0),
                                            RK("MAC_AB", 21 + d, col=1)]),
-    "nGB_MAC/WR_GB": ("nGB_MAC", 28, lambda d: [RK("ACT_AB", 0, row=5), RK("WR_GB", 1), RK("MAC_AB", 29 + d, col=0)]),
-    "nGB_MAC/WR_BIAS": ("nGB_MAC", 28, lambda d: [RK("ACT_AB", 0, row=5), RK("WR_BIAS", 1),
-                                                  RK("MAC_AB", 29 + d, col=0)]),
+    "nGB_MAC/WR_GB": ("nGB_MAC", 25, lambda d: [RK("ACT_AB", 0, row=5), RK("WR_GB", 1), RK("MAC_AB", 26 + d, col=0)]),
+    "nGB_MAC/WR_BIAS": ("nGB_MAC", 25, lambda d: [RK("ACT_AB", 0, row=5), RK("WR_BIAS", 1),
+                                                  RK("MAC_AB", 26 + d, col=0)]),
     "nMAC_RES": ("nMAC_RES", 19, lambda d: [RK("ACT_AB", 0, row=5), RK("MAC_AB", 17, col=0), RK("RD_MAC", 36 + d)]),
     "nRES_MAC/MAC_AB": ("nRES_MAC", 4, lambda d: [RK("ACT_AB", 0, row=5), RK("RD_MAC", 20),
                                                   RK("MAC_AB", 24 + d, col=0)]),

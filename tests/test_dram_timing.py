@@ -42,7 +42,12 @@ CASES = {
     "nRRD_S": ([(A, 0, 0)], A, 4, 4, "nRRD_S"),
     "nFAW": ([(A, 0, 0), (A, 4, 4), (A, 1, 8), (A, 5, 12)], A, 2, 37, "first ACT + nFAW"),
     "nCCD_MAC": ([(Cmd.ACT_AB, 0, 0), (Cmd.MAC_AB, 0, 17)], Cmd.MAC_AB, 0, 24, "17+nCCD_L"),
-    "nGB_MAC": ([(Cmd.ACT_AB, 0, 0), (Cmd.WR_GB, 0, 20)], Cmd.MAC_AB, 0, 28, "20+nCWL+nBL+nGB_MAC"),
+    "nGB_MAC": ([(Cmd.ACT_AB, 0, 0), (Cmd.WR_GB, 0, 20)], Cmd.MAC_AB, 0, 25, "20+nCWLREG+nBL+nGB_MAC"),
+    # The PIM register path: RD_MAC reads with nCLREG (1 here), WR_GB / WR_BIAS write with nCWLREG (2).
+    "nWTR_REG": ([(A, 0, 0), (Cmd.WR_GB, 0, 20)], RD, 0, 27, "20+nCWLREG+nBL+nWTR_S"),
+    "nRTW_RD_REG": ([(A, 0, 0), (RD, 0, 30)], Cmd.WR_GB, 0, 43, "30+nCL+nBL+nRTW-nCWLREG"),
+    "nRTW_REG_RD": ([(A, 0, 0), (Cmd.RD_MAC, 0, 30)], WR, 0, 36, "30+nCLREG+nBL+nRTW-nCWL", {"nRTW": 8}),
+    "nRTW_REG": ([(Cmd.RD_MAC, 0, 30)], Cmd.WR_GB, 0, 33, "30+nCLREG+nBL+nRTW-nCWLREG"),
     "nMAC_RES": ([(Cmd.ACT_AB, 0, 0), (Cmd.MAC_AB, 0, 17)], Cmd.RD_MAC, 0, 22, "17+nMAC_RES"),
     "nRES_MAC": ([(Cmd.ACT_AB, 0, 0), (Cmd.RD_MAC, 0, 30)], Cmd.MAC_AB, 0, 37, "30+nCCD_L"),
     "nBL_RD": ([(A, 0, 0), (A, 8, 0), (RD, 0, 30)], RD, 8, 32, "30+nBL on the other rank"),

@@ -33,10 +33,11 @@ def check(dspec, rows, **kw):
 
 
 # GDDR6_AiM numbers used below (hwsim/presets/dram/GDDR6_AiM.yaml, tCK = 500 ps):
-# nBL 2, nCL 50, nCWL 6, nRCD_MAC 56, nRP 32, nRAS 54, nRC 89, nRTP 12, nCCD_L 2, nGB_MAC 1, nMAC_RES 2;
-# pim_gpt preset: mode change nMODCH 32 (aim_simulator TMOD), RD_MAC latency nCLREG 0.
-NBL, NCL, NCWL, NRCD_MAC, NRP, NRAS, NRC, NRTP, NCCD, NGB, NRES = 2, 50, 6, 56, 32, 54, 89, 12, 2, 1, 2
-NMODCH, NCLREG = 32, 0
+# nBL 2, nCL 50, nCWL 6, nRCD_MAC 56, nRP 32, nRAS 54, nRC 89, nRTP 12, nCCD_L 2, nGB_MAC 0, nMAC_RES 2,
+# register path nCLREG 0 (RD_MAC) and nCWLREG 1 (WR_GB), nRTW 4; pim_gpt preset: mode change nMODCH 32
+# (aim_simulator TMOD).
+NBL, NCL, NCWL, NRCD_MAC, NRP, NRAS, NRC, NRTP, NCCD, NGB, NRES = 2, 50, 6, 56, 32, 54, 89, 12, 2, 0, 2
+NMODCH, NCLREG, NCWLREG, NRTW = 32, 0, 1, 4
 
 
 def _ticks(rows):
@@ -51,24 +52,25 @@ def test_hand_worked_vmm_1024x16_one_channel():
 
     ACT_AB  @0     (hoisted before the broadcast, pim.overlap_activate; channel in normal mode)
     TMOD    @1     -> WR_GB x64 @33, 35, ..., 159 (64 bursts of 32 B, nBL = 2 apart)
-    MAC_AB  legal @ max(ACT + nRCD_MAC = 56, last WR_GB + nCWL + nBL + nGB_MAC = 168) = 168:
-            TMOD @168 -> MAC x64 @200, 202, ..., 326 (nCCD_L = 2)
-    RD_MAC  legal @ last MAC + nMAC_RES = 328: TMOD @328 -> RD_MAC @360
-    PREA    legal @ max(last MAC + nRTP = 338, ACT + nRAS, 361) = 361: TMOD @361 -> PREA @393
-    end     = max(RD_MAC + nCLREG + nBL = 362, PREA + 1 = 394) = 394 cycles = 197 ns; 4 mode changes."""
+    MAC_AB  legal @ max(ACT + nRCD_MAC = 56, last WR_GB + nCWLREG + nBL + nGB_MAC = 162) = 162:
+            TMOD @162 -> MAC x64 @194, 196, ..., 320 (nCCD_L = 2)
+    RD_MAC  legal @ last MAC + nMAC_RES = 322: TMOD @322 -> RD_MAC @354
+    PREA    legal @ max(last MAC + nRTP = 332, ACT + nRAS, 355) = 355: TMOD @355 -> PREA @387
+    end     = max(RD_MAC + nCLREG + nBL = 356, PREA + 1 = 388) = 388 cycles = 194 ns; 4 mode changes."""
     ps = pim(channels=1, refresh="none")
-    assert (ps.mode_switch_cycles, ps.rd_mac_latency_cycles) == (NMODCH, NCLREG)
+    t = ps.dram_spec.timing
+    assert (ps.mode_switch_cycles, t.nCLREG, t.nCWLREG, t.nGB_MAC) == (NMODCH, NCLREG, NCWLREG, NGB)
     s = PimSystem(ps, record=True)
     r = s.vmm(place_matrix("w", 1024, 16, ps))
     first_wr = 1 + NMODCH
     last_wr = first_wr + 63 * NBL
-    first_mac = max(NRCD_MAC, last_wr + NCWL + NBL + NGB) + NMODCH
+    first_mac = max(NRCD_MAC, last_wr + NCWLREG + NBL + NGB) + NMODCH
     last_mac = first_mac + 63 * NCCD
     rd = last_mac + NRES + NMODCH
     prea = max(last_mac + NRTP, NRAS, rd + 1) + NMODCH
-    assert (first_wr, last_wr, first_mac, last_mac, rd, prea) == (33, 159, 200, 326, 360, 393)
-    assert r.start_tick == 0 and r.end_tick == max(rd + NCLREG + NBL, prea + 1) == 394
-    assert r.latency_ps == 394 * 500 and r.mode_switches == 4
+    assert (first_wr, last_wr, first_mac, last_mac, rd, prea) == (33, 159, 194, 320, 354, 387)
+    assert r.start_tick == 0 and r.end_tick == max(rd + NCLREG + NBL, prea + 1) == 388
+    assert r.latency_ps == 388 * 500 and r.mode_switches == 4
     assert r.commands == {"ACT_AB": 1, "WR_GB": 64, "MAC_AB": 64, "RD_MAC": 1, "PREA": 1}
     assert (r.bytes_in, r.bytes_out, r.macs) == (64 * 32, 32, 1024 * 16)
     assert (r.row_hits, r.row_misses) == (63 * 16, 16)
@@ -77,72 +79,72 @@ def test_hand_worked_vmm_1024x16_one_channel():
     ticks = _ticks(rows)
     assert ticks[Cmd.ACT_AB] == [0]
     assert ticks[Cmd.WR_GB] == list(range(33, 160, 2))
-    assert ticks[Cmd.MAC_AB] == list(range(200, 327, 2))
-    assert ticks[Cmd.RD_MAC] == [360] and ticks[Cmd.PREA] == [393]
+    assert ticks[Cmd.MAC_AB] == list(range(194, 321, 2))
+    assert ticks[Cmd.RD_MAC] == [354] and ticks[Cmd.PREA] == [387]
     assert [col for *_, col, cc in rows if cc == Cmd.MAC_AB] == list(range(64))
     check(s.dram, s.trace_rows())
 
 
 def test_hand_worked_vmm_1024x16_without_mode_changes():
     """The same VMM with mode_switch_cycles = 0: ACT_AB @0, WR_GB @1..127, first MAC @ max(56,
-    127 + 9) = 136, last @262, RD_MAC @264, PREA @ max(262 + nRTP, 265) = 274; end = PREA + 1 = 275
-    (RD_MAC's data is back at 264 + nCLREG + nBL = 266)."""
+    127 + nCWLREG + nBL) = 130, last @256, RD_MAC @258, PREA @ max(256 + nRTP, 259) = 268; end = PREA + 1
+    = 269 (RD_MAC's data is back at 258 + nCLREG + nBL = 260)."""
     ps = pim(channels=1, refresh="none", mode_switch_cycles=0)
     s = PimSystem(ps, record=True)
     r = s.vmm(place_matrix("w", 1024, 16, ps))
     ticks = _ticks(r.trace_rows(s.dram))
-    assert ticks[Cmd.WR_GB] == list(range(1, 128, 2)) and ticks[Cmd.MAC_AB] == list(range(136, 263, 2))
-    assert ticks[Cmd.RD_MAC] == [264] and ticks[Cmd.PREA] == [274]
-    assert r.end_tick == 275 and r.mode_switches == 0
-    # With the array's CAS latency on RD_MAC (nCL) the data, not the PREA, ends the VMM.
-    ps2 = pim(channels=1, refresh="none", mode_switch_cycles=0, rd_mac_latency_cycles=NCL)
-    assert PimSystem(ps2).vmm(place_matrix("w", 1024, 16, ps2)).end_tick == 264 + NCL + NBL == 316
+    assert ticks[Cmd.WR_GB] == list(range(1, 128, 2)) and ticks[Cmd.MAC_AB] == list(range(130, 257, 2))
+    assert ticks[Cmd.RD_MAC] == [258] and ticks[Cmd.PREA] == [268]
+    assert r.end_tick == 269 and r.mode_switches == 0
+    # With the array's CAS latency on RD_MAC (nCLREG = nCL) the data, not the PREA, ends the VMM.
+    ps2 = pim(channels=1, refresh="none", mode_switch_cycles=0, dram_overrides={"timing": {"nCLREG": NCL}})
+    assert PimSystem(ps2).vmm(place_matrix("w", 1024, 16, ps2)).end_tick == 258 + NCL + NBL == 310
 
 
 def test_hand_worked_vmm_1024x128_one_channel():
     """d_out = 128 on 16 banks: 8 rows per bank, the broadcast once. Row 0 as in the 1024 x 16 case
-    (MACs @200..326). From the last MAC of row k at m: TMOD @m+2, RD_MAC @m+34, TMOD @m+35,
+    (MACs @194..320). From the last MAC of row k at m: TMOD @m+2, RD_MAC @m+34, TMOD @m+35,
     PREA @m+67, ACT_AB @m+99 (nRP; ACT + nRC is earlier), first MAC @m+155 (nRCD_MAC), so rows
-    repeat every 155 + 63 * 2 = 281 cycles; end = PREA_7 + 1 = 393 + 7 * 281 + 1 = 2361."""
+    repeat every 155 + 63 * 2 = 281 cycles; end = PREA_7 + 1 = 387 + 7 * 281 + 1 = 2355."""
     ps = pim(channels=1, refresh="none")
     s = PimSystem(ps, record=True)
     r = s.vmm(place_matrix("w", 1024, 128, ps))
     period = NRES + NMODCH + 1 + NMODCH + NRP + NRCD_MAC + 63 * NCCD
     assert period == 281
-    assert r.end_tick == 393 + 7 * period + 1 == 2361
+    assert r.end_tick == 387 + 7 * period + 1 == 2355
     assert r.commands == {"ACT_AB": 8, "WR_GB": 64, "MAC_AB": 512, "RD_MAC": 8, "PREA": 8}
     assert r.mode_switches == 2 + 2 * 8
     ticks = _ticks(r.trace_rows(s.dram))
-    assert ticks[Cmd.ACT_AB] == [0] + [393 + NRP + k * period for k in range(7)]
-    assert ticks[Cmd.RD_MAC] == [360 + k * period for k in range(8)]
-    # Without hoisting the first ACT_AB: TMOD @0, WR_GB @32..158, TMOD @159, ACT_AB @191, first
-    # MAC @247 instead of 200: 47 cycles later.
+    assert ticks[Cmd.ACT_AB] == [0] + [387 + NRP + k * period for k in range(7)]
+    assert ticks[Cmd.RD_MAC] == [354 + k * period for k in range(8)]
+    # Without hoisting the first ACT_AB (aim_simulator's order): TMOD @0, WR_GB @32..158, TMOD @159,
+    # ACT_AB @191, first MAC @247 instead of 194: 53 cycles later.
     ps2 = pim(channels=1, refresh="none", overlap_activate=False)
     s2 = PimSystem(ps2, record=True)
     r2 = s2.vmm(place_matrix("w", 1024, 128, ps2))
     t2 = _ticks(r2.trace_rows(s2.dram))
     assert t2[Cmd.WR_GB][0] == NMODCH and t2[Cmd.ACT_AB][0] == 158 + 1 + NMODCH == 191
-    assert t2[Cmd.MAC_AB][0] == 191 + NRCD_MAC and r2.end_tick == 2361 + 47
+    assert t2[Cmd.MAC_AB][0] == 191 + NRCD_MAC and r2.end_tick == 2355 + 53
 
 
 def test_hand_worked_vmm_2048x32_two_windows():
     """d_in = 2048, d_out = 32, one channel: 2 columns per bank, each 2 rows long (one per 1,024-input
-    GB window), 4 rows per bank. Window 0 = rows 0, 1 as in the 1024 x 128 case: MACs @200..326 and
-    @481..607, RD_MAC @360, @641, PREA @393, @674. Window 1: ACT_AB row 2 @674 + nRP = 706 (hoisted),
-    WR_GB legal @ max(RD_MAC 641 + nRTW turnaround 48, 707) = 707: TMOD @707 -> WR_GB @739..865;
-    MAC legal @ max(706 + 56, 865 + 9) = 874: TMOD -> MACs @906..1032; RD_MAC @1066; PREA @1099;
-    row 3: ACT @1131, MACs @1187..1313, RD_MAC @1347, PREA @1380; end 1381. The ASIC adds the two
-    windows' partial sums."""
+    GB window), 4 rows per bank. Window 0 = rows 0, 1 as in the 1024 x 128 case: MACs @194..320 and
+    @475..601, RD_MAC @354, @635, PREA @387, @668. Window 1: ACT_AB row 2 @668 + nRP = 700 (hoisted),
+    WR_GB legal @ max(RD_MAC 635 + nCLREG + nBL + nRTW - nCWLREG = 640, 701) = 701: TMOD @701 -> WR_GB
+    @733..859; MAC legal @ max(700 + 56, 859 + 3) = 862: TMOD -> MACs @894..1020; RD_MAC @1054; PREA
+    @1087; row 3: ACT @1119, MACs @1175..1301, RD_MAC @1335, PREA @1368; end 1369. The ASIC adds the
+    two windows' partial sums."""
     ps = pim(channels=1, refresh="none")
     s = PimSystem(ps, record=True)
     r = s.vmm(place_matrix("w", 2048, 32, ps))
     assert r.commands == {"ACT_AB": 4, "WR_GB": 128, "MAC_AB": 256, "RD_MAC": 4, "PREA": 4}
     ticks = _ticks(r.trace_rows(s.dram))
-    assert ticks[Cmd.ACT_AB] == [0, 425, 706, 1131]
-    assert ticks[Cmd.WR_GB] == list(range(33, 160, 2)) + list(range(739, 866, 2))
-    assert [ticks[Cmd.MAC_AB][k] for k in (0, 64, 128, 192)] == [200, 481, 906, 1187]
-    assert ticks[Cmd.RD_MAC] == [360, 641, 1066, 1347] and ticks[Cmd.PREA] == [393, 674, 1099, 1380]
-    assert r.end_tick == 1381 and r.mode_switches == 12
+    assert ticks[Cmd.ACT_AB] == [0, 419, 700, 1119]
+    assert ticks[Cmd.WR_GB] == list(range(33, 160, 2)) + list(range(733, 860, 2))
+    assert [ticks[Cmd.MAC_AB][k] for k in (0, 64, 128, 192)] == [194, 475, 894, 1175]
+    assert ticks[Cmd.RD_MAC] == [354, 635, 1054, 1335] and ticks[Cmd.PREA] == [387, 668, 1087, 1368]
+    assert r.end_tick == 1369 and r.mode_switches == 12
     assert (r.bytes_in, r.bytes_out) == (128 * 32, 4 * 32)
     check(s.dram, s.trace_rows())
 
@@ -150,7 +152,7 @@ def test_hand_worked_vmm_2048x32_two_windows():
 def test_channels_work_in_parallel():
     ps = pim(refresh="none")
     r = PimSystem(ps).vmm(place_matrix("w", 1024, 128, ps))   # 8 channels x 16 banks: one row each
-    assert r.end_tick == 394 and r.mode_switches == 8 * 4
+    assert r.end_tick == 388 and r.mode_switches == 8 * 4
     assert r.commands["WR_GB"] == 8 * 64 and r.commands["ACT_AB"] == 8
 
 
@@ -158,7 +160,7 @@ def test_fp32_readout_takes_two_bursts():
     ps = pim(channels=1, refresh="none", result_format="fp32")
     r = PimSystem(ps).vmm(place_matrix("w", 1024, 16, ps))
     assert ps.readout_bursts == 2 and r.commands["RD_MAC"] == 2 and r.bytes_out == 64
-    assert r.end_tick == 394 + NBL     # second RD_MAC nBL later (same mode), PREA after it
+    assert r.end_tick == 388 + NBL     # second RD_MAC nBL later (same mode), PREA after it
 
 
 def test_packed_segments_read_out_per_segment():

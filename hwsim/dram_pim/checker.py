@@ -95,11 +95,17 @@ def timing_rules(t) -> list[tuple[str, str, tuple, tuple, int]]:
         ("nRRD_AB", SAME_RANK, (C.ACT_AB,), ACTS, t.nRRD_L),
         ("nRRD_AB", SAME_RANK, (C.ACT,), (C.ACT_AB,), t.nRRD_L),
         ("nCCD_MAC", SAME_RANK, (C.MAC_AB,), (C.MAC_AB,), t.nCCD_L),
-        ("nGB_MAC", SAME_RANK, (C.WR_GB, C.WR_BIAS), (C.MAC_AB,), wr_end + t.nGB_MAC),
+        ("nGB_MAC", SAME_RANK, (C.WR_GB, C.WR_BIAS), (C.MAC_AB,), t.nCWLREG + t.nBL + t.nGB_MAC),
+        ("nWTR_REG", SAME_RANK, (C.WR_GB, C.WR_BIAS), COL_RD + (C.RD_MAC,), t.nCWLREG + t.nBL + t.nWTR_S),
         ("nMAC_RES", SAME_RANK, (C.MAC_AB,), (C.RD_MAC,), t.nMAC_RES),
         ("nRES_MAC", SAME_RANK, (C.RD_MAC,), (C.MAC_AB,), t.nCCD_L),
         # Same channel: one burst at a time on the data bus, which every rank shares.
-        ("nRTW", SAME_CHANNEL, BUS_RD, BUS_WR, t.nCL + t.nBL + t.nRTW - t.nCWL),
+        # Read-to-write turnaround, each side with its latency: the array (nCL, nCWL) or the PIM
+        # register path (RD_MAC: nCLREG; WR_GB, WR_BIAS: nCWLREG).
+        ("nRTW", SAME_CHANNEL, (C.RD, C.RDA), (C.WR, C.WRA, C.UPD), t.nCL + t.nBL + t.nRTW - t.nCWL),
+        ("nRTW_RD_REG", SAME_CHANNEL, (C.RD, C.RDA), (C.WR_GB, C.WR_BIAS), t.nCL + t.nBL + t.nRTW - t.nCWLREG),
+        ("nRTW_REG_RD", SAME_CHANNEL, (C.RD_MAC,), (C.WR, C.WRA, C.UPD), t.nCLREG + t.nBL + t.nRTW - t.nCWL),
+        ("nRTW_REG", SAME_CHANNEL, (C.RD_MAC,), (C.WR_GB, C.WR_BIAS), t.nCLREG + t.nBL + t.nRTW - t.nCWLREG),
         # Rank switching: bursts of different ranks need nRTRS more (WR -> WR: none).
         ("nWTR_BUS", OTHER_RANKS, BUS_WR, BUS_RD, wr_end + t.nRTRS - t.nCL),
         ("nBL_RD", SAME_CHANNEL, BUS_RD, BUS_RD, t.nBL),

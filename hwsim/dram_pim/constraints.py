@@ -28,6 +28,10 @@ _COL_RD = (Cmd.RD, Cmd.RDA)
 _COL_WR = (Cmd.WR, Cmd.WRA, Cmd.UPD)
 _BUS_RD = (Cmd.RD, Cmd.RDA, Cmd.RD_MAC)
 _BUS_WR = (Cmd.WR, Cmd.WRA, Cmd.UPD, Cmd.WR_GB, Cmd.WR_BIAS)
+# The PIM register path: RD_MAC reads the MAC registers (latency nCLREG, not the array's nCL) and
+# WR_GB / WR_BIAS write the global buffer or the accumulators (nCWLREG, not nCWL).
+_ARRAY_RD, _REG_RD = (Cmd.RD, Cmd.RDA), (Cmd.RD_MAC,)
+_ARRAY_WR, _REG_WR = (Cmd.WR, Cmd.WRA, Cmd.UPD), (Cmd.WR_GB, Cmd.WR_BIAS)
 _OPENING = (Cmd.ACT, Cmd.ACT_AB, Cmd.REFab, Cmd.REFpb)
 
 
@@ -76,8 +80,8 @@ RULES: tuple[Rule, ...] = (
     Rule("nRRD_AB_ACT", RANK_LEVEL, (Cmd.ACT,), (Cmd.ACT_AB,), lambda t: t.nRRD_L),
     Rule("nFAW", RANK_LEVEL, (Cmd.ACT,), (Cmd.ACT,), lambda t: t.nFAW, window=4),
     Rule("nCCD_MAC", RANK_LEVEL, (Cmd.MAC_AB,), (Cmd.MAC_AB,), lambda t: t.nCCD_L),
-    Rule("nGB_MAC", RANK_LEVEL, (Cmd.WR_GB, Cmd.WR_BIAS), (Cmd.MAC_AB,),
-         lambda t: t.nCWL + t.nBL + t.nGB_MAC),
+    Rule("nGB_MAC", RANK_LEVEL, _REG_WR, (Cmd.MAC_AB,), lambda t: t.nCWLREG + t.nBL + t.nGB_MAC),
+    Rule("nWTR_REG", RANK_LEVEL, _REG_WR, _COL_RD + (Cmd.RD_MAC,), lambda t: t.nCWLREG + t.nBL + t.nWTR_S),
     Rule("nMAC_RES", RANK_LEVEL, (Cmd.MAC_AB,), (Cmd.RD_MAC,), lambda t: t.nMAC_RES),
     # AiM reads the MAC registers with nCLREG = 0: the accumulator is free once RD_MAC has latched it;
     # one column slot (nCCD_L) is reserved before the next MAC accumulates.
@@ -86,7 +90,11 @@ RULES: tuple[Rule, ...] = (
     # a bus rule (DRAMsim3 uses the same RL + BL - WL + tRTRS for other ranks), so it holds across
     # ranks too; write-to-read is nWTR_S/L within a rank and, across ranks, the write burst must
     # have left the bus before the read burst arrives (a gap <= 0, never binding, unless nCL is small).
-    Rule("nRTW", CHANNEL, _BUS_RD, _BUS_WR, lambda t: t.nCL + t.nBL + t.nRTW - t.nCWL),
+    # Each pair with its own read and write latencies (aim_simulator's four RD/RDMAC16 -> WR/WRGB rules).
+    Rule("nRTW", CHANNEL, _ARRAY_RD, _ARRAY_WR, lambda t: t.nCL + t.nBL + t.nRTW - t.nCWL),
+    Rule("nRTW_RD_REG", CHANNEL, _ARRAY_RD, _REG_WR, lambda t: t.nCL + t.nBL + t.nRTW - t.nCWLREG),
+    Rule("nRTW_REG_RD", CHANNEL, _REG_RD, _ARRAY_WR, lambda t: t.nCLREG + t.nBL + t.nRTW - t.nCWL),
+    Rule("nRTW_REG", CHANNEL, _REG_RD, _REG_WR, lambda t: t.nCLREG + t.nBL + t.nRTW - t.nCWLREG),
     # Rank switching (DRAMsim3 read_to_read_o = BL + tRTRS, write_to_read_o = WL + BL + tRTRS - RL;
     # WR -> WR across ranks is nBL, as in DRAMsim3 and Ramulator 2).
     Rule("nRTRS", OTHER_RANKS, _BUS_RD, _BUS_RD, lambda t: t.nBL + t.nRTRS),

@@ -80,10 +80,6 @@ class PimSpec:
         "commands (WR_GB, WR_BIAS, RD_MAC) run in register mode, every other command in normal mode; a "
         "command whose mode differs from its channel's takes a TMOD slot at its first legal tick and issues "
         "this many cycles later (0: no mode changes)", unit="cycles", min=0, default=0)
-    rd_mac_latency_cycles: int = spec(
-        "RD_MAC issue to its data at the interface, before the burst (aim_simulator nCLREG: the MAC "
-        "registers are read without the array's CAS latency); an instruction ends at its last RD_MAC "
-        "+ this + nBL", unit="cycles", min=0, default=0)
     name: str = spec("preset name", default="custom")
 
     def validate(self, file, path):
@@ -366,7 +362,7 @@ class PimSystem:
         self.tCK_ps = t.tCK_ps
         self._done = np.ones(N_CMDS, dtype=np.int64)          # issue -> completion offsets
         self._done[[Cmd.RD, Cmd.RDA]] = t.nCL + t.nBL
-        self._done[[Cmd.RD_MAC]] = pim_spec.rd_mac_latency_cycles + t.nBL
+        self._done[[Cmd.RD_MAC]] = t.nCLREG + t.nBL   # MAC registers: no array CAS latency
         self._done[[Cmd.WR, Cmd.WRA, Cmd.WR_GB, Cmd.WR_BIAS, Cmd.UPD]] = t.nCWL + t.nBL
         self._done[[Cmd.REFab]] = t.nRFC
         self._done[[Cmd.REFpb]] = max(t.nRFCpb, 1)

@@ -82,7 +82,12 @@ class Timing:
     # PIM extensions (AiM-style all-bank operation); ignored by plain DRAM traffic.
     nRCD_MAC: int = spec("ACT to all-bank MAC (0: use nRCD_RD)", unit="cycles", min=0, default=0)
     nMAC_RES: int = spec("last MAC to MAC-result read (MAC pipeline drain)", unit="cycles", min=0, default=0)
-    nGB_MAC: int = spec("global-buffer write to a MAC that reads it", unit="cycles", min=0, default=0)
+    nGB_MAC: int = spec("extra cycles after a global-buffer write's data has landed (nCWLREG + nBL) before a MAC "
+                        "may read it", unit="cycles", min=0, default=0)
+    nCLREG: int = spec("read latency of the MAC-result registers (RD_MAC): issue to data on the bus, in place of nCL",
+                       unit="cycles", min=0, default=0)
+    nCWLREG: int = spec("write latency of the global-buffer / MAC-register path (WR_GB, WR_BIAS), in place of nCWL",
+                        unit="cycles", min=0, default=0)
     nRMW: int = spec("extra bank busy time of a near-memory read-modify-write update", unit="cycles",
                      min=0, default=0)
 
