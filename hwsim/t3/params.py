@@ -79,9 +79,10 @@ class TrackerParams:
 
     entries: int = spec("table entries (per memory controller or per GPU, see placement)", min=1, default=256)
     placement: Literal["per_mc", "per_gpu"] = spec(
-        "per_mc: one table at each memory controller (the paper places the tracker at the MC), each "
-        "tracking the tiles whose updates it serves, so a GPU tracks up to entries x channels tiles; "
-        "per_gpu: one table of `entries` tiles for the whole GPU", default="per_mc")
+        "per_mc: one table at each memory controller (the paper places the tracker at the MC); every "
+        "output tile is interleaved over all channels, so each MC needs an entry per live tile and a GPU "
+        "tracks up to `entries` live tiles; per_gpu: one table of `entries` tiles for the whole GPU",
+        default="per_mc")
     when_full: Literal["fallback"] = spec("what a tile does when the table is full: fall back to a "
                                           "per-stage trigger (see docs/t3.md)", default="fallback")
 
