@@ -5,8 +5,6 @@ tokens (the shipped prompt, so the same contexts as the workloads' first two tok
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 import pytest
@@ -21,39 +19,18 @@ TOKENS = 2
 
 def _run(path: Path) -> dict:
     wl = load_workload(path, [f"run.generated_tokens={TOKENS}"] if not path.name.startswith("vmm_") else None)
-    return json.loads(json.dumps(run_workload(wl).summary, sort_keys=True))
-
-
-def _compare(got, want, where=""):
-    if isinstance(want, dict):
-        assert isinstance(got, dict) and sorted(got) == sorted(want), f"{where}: keys differ"
-        for k in want:
-            _compare(got[k], want[k], f"{where}.{k}" if where else k)
-    elif isinstance(want, list):
-        assert isinstance(got, list) and len(got) == len(want), f"{where}: lengths differ"
-        for i, (g, w) in enumerate(zip(got, want)):
-            _compare(g, w, f"{where}[{i}]")
-    elif isinstance(want, float) and not isinstance(want, bool):
-        assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9), f"{where}: {got!r} != golden {want!r}"
-    else:
-        assert got == want, f"{where}: {got!r} != golden {want!r}"
+    return run_workload(wl).summary
 
 
 @pytest.mark.parametrize("path", WORKLOADS, ids=[p.stem for p in WORKLOADS])
-def test_golden_summary(path: Path, update_golden: bool):
+def test_golden_summary(path: Path, check_golden):
     got = _run(path)
     # the physical floor holds for every shipped workload (weights + KV at the peak MAC rate)
     if path.name.startswith("vmm_"):
         assert got["latency_ns"] >= got["bound_ns"] > 0
     else:
         assert got["latency_ns_per_token"] >= got["bound_ns_per_token"] > 0
-    gold = GOLDEN / f"{path.stem}.json"
-    if update_golden or not gold.exists():
-        gold.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
-        if not update_golden:
-            pytest.fail(f"no golden file {gold.name}: written now; review and commit it")
-        return
-    _compare(got, json.loads(gold.read_text()))
+    check_golden(got, GOLDEN / f"{path.stem}.json")
 
 
 def test_every_shipped_model_workload_is_present():

@@ -4,8 +4,6 @@ regenerate deliberately with `pytest tests/golden --update-golden` and explain i
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 import pytest
@@ -20,30 +18,12 @@ TOKENS = 1024
 
 def _run(path: Path) -> dict:
     wl = load_workload(path, [f"tokens={TOKENS}"])
-    return json.loads(json.dumps(run_workload(wl).summary, sort_keys=True))
-
-
-def _compare(got, want, where=""):
-    if isinstance(want, dict):
-        assert isinstance(got, dict) and sorted(got) == sorted(want), f"{where}: keys differ"
-        for k in want:
-            _compare(got[k], want[k], f"{where}.{k}" if where else k)
-    elif isinstance(want, float) and not isinstance(want, bool):
-        assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9), f"{where}: {got!r} != golden {want!r}"
-    else:
-        assert got == want, f"{where}: {got!r} != golden {want!r}"
+    return run_workload(wl).summary
 
 
 @pytest.mark.parametrize("path", WORKLOADS, ids=[p.stem for p in WORKLOADS])
-def test_golden_t3_summary(path: Path, update_golden: bool):
-    got = _run(path)
-    gold = GOLDEN / f"{path.stem}.json"
-    if update_golden or not gold.exists():
-        gold.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
-        if not update_golden:
-            pytest.fail(f"no golden file {gold.name}: written now; review and commit it")
-        return
-    _compare(got, json.loads(gold.read_text()))
+def test_golden_t3_summary(path: Path, check_golden):
+    check_golden(_run(path), GOLDEN / f"{path.stem}.json")
 
 
 def test_every_main_case_has_a_golden():
