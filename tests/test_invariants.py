@@ -130,16 +130,10 @@ def test_t3_fused_run_reduces_every_partial_once(gpus, ch_sim):
         check_t3_reduction_once(st, res)
 
 
-def test_debug_run_of_a_t3_workload_passes_and_changes_nothing(tmp_path, capsys):
-    args = ["run", "workloads/t3/tnlg_fc2_tp16.yaml", "--json", "--set", "tokens=512"]
-    assert main(args + ["-o", str(tmp_path / "d"), "--debug"]) == 0
-    assert main(args + ["-o", str(tmp_path / "n")]) == 0
-    for name in ("summary.json", "stats.json"):
-        assert (tmp_path / "d" / name).read_bytes() == (tmp_path / "n" / name).read_bytes()
-
-
-def test_debug_run_of_a_pim_gpt_workload_passes_and_changes_nothing(tmp_path, capsys):
-    args = ["run", "workloads/pim_gpt/gpt2-xl.yaml", "--json", "--set", "run.generated_tokens=1"]
+@pytest.mark.parametrize("workload, setting", [("workloads/t3/tnlg_fc2_tp16.yaml", "tokens=512"),
+                                              ("workloads/pim_gpt/gpt2-xl.yaml", "run.generated_tokens=1")])
+def test_debug_run_of_a_shipped_workload_passes_and_changes_nothing(tmp_path, capsys, workload, setting):
+    args = ["run", workload, "--json", "--set", setting]
     assert main(args + ["-o", str(tmp_path / "d"), "--debug"]) == 0
     assert main(args + ["-o", str(tmp_path / "n")]) == 0
     for name in ("summary.json", "stats.json"):
