@@ -85,6 +85,7 @@ class PimOpResult:
     first_out_ps: int | None = None  # when the first results are available (streaming); None: end
     other_ps: int = 0                # part of busy_ps spent on refresh (category other)
     phases_ps: dict[str, int] = field(default_factory=dict)  # PIM time by phase (critical channel)
+    channel_end_ps: tuple[int, ...] = ()   # per PIM channel: when its part of the instruction is done
 
 
 class PimPort(Protocol):
@@ -186,7 +187,8 @@ class PimSystemPort:
         return PimOpResult(end_ps=r.end_tick * self.tck, busy_ps=(r.end_tick - start_tick) * self.tck,
                            counts=counts, row_hits=r.row_hits, row_misses=r.row_misses, bytes_in=r.bytes_in,
                            bytes_out=r.bytes_out, other_ps=other,
-                           phases_ps={k: v * self.tck for k, v in r.cycles.items() if v})
+                           phases_ps={k: v * self.tck for k, v in r.cycles.items() if v},
+                           channel_end_ps=tuple(e * self.tck for e in r.channel_end_tick))
 
     def vmm(self, placement, start_ps: int, memo: bool) -> PimOpResult:
         t = -(-start_ps // self.tck)
@@ -390,6 +392,7 @@ class TokenResult:
     phases_ps: dict[str, int] = field(default_factory=dict)   # PIM instruction time by command phase
     segments: list[tuple[int, int, str, str]] | None = None   # (start, end, category, op id)
     schedule: list[tuple[str, str, int, int]] | None = None   # (name, unit, start, end) per instruction
+    channel_spans: list[tuple[int, int, int, str]] | None = None   # (channel, start, end, op id) of PIM work
 
     @property
     def latency_ps(self) -> int:
@@ -538,6 +541,7 @@ class Executor:
             acc.segment(t, t + r.other_ps, "other", ins.op_id)
             acc.refresh_ps += r.other_ps
         acc.segment(t + r.other_ps, r.end_ps, cat, ins.op_id)
+        acc.channels(t + r.other_ps, r.channel_end_ps, ins.op_id)
         acc.pim(r)
         t = r.end_ps
         if back:
@@ -554,6 +558,7 @@ class _Accumulator:
     def __init__(self, keep: bool):
         self.keep = keep
         self.segments: list[tuple[int, int, str, str]] = []
+        self.channel_spans: list[tuple[int, int, int, str]] = []
         self.cat_ps = dict.fromkeys(CATEGORIES, 0)
         self.op_ps: dict[str, int] = {}
         self.cost = ZERO
@@ -572,6 +577,10 @@ class _Accumulator:
         self.op_ps[op] = self.op_ps.get(op, 0) + (b - a)
         if self.keep:
             self.segments.append((a, b, cat, op))
+
+    def channels(self, start: int, ends: tuple[int, ...], op: str) -> None:
+        if self.keep:
+            self.channel_spans.extend((c, start, e, op) for c, e in enumerate(ends) if e > start)
 
     def asic(self, cost: VectorCost) -> None:
         self.cost = self.cost + cost
@@ -599,7 +608,8 @@ class _Accumulator:
             breakdown = attribute(self.segments, t0, t1)
         return TokenResult(t0, t1, breakdown, dict(self.op_ps), self.cost, dict(self.pim_counts), self.link_bits,
                            self.hits, self.misses, self.offchip, n, self.refresh_ps, dict(self.phases),
-                           self.segments if self.keep else None)
+                           self.segments if self.keep else None,
+                           channel_spans=self.channel_spans if self.keep else None)
 
 
 def attribute(segments: list[tuple], t0: int, t1: int) -> dict[str, int]:

@@ -431,8 +431,9 @@ def _functional(wl, model: ModelSpec, options: dict, generated: int):
 
 
 def _trace_collector():
-    """(on_token callback, Timeline): every instruction part as a span on its category's track,
-    named by its op id (hwsim.timeline bounds the event count)."""
+    """(on_token callback, Timeline): every instruction part as a span on its category's track
+    (ASIC, transfer, PIM VMM, KV write, other) and the PIM work of every instruction on one track per
+    channel, named by its op id (hwsim.timeline bounds the event count)."""
     from hwsim.timeline import Timeline
 
     tl = Timeline()
@@ -440,6 +441,8 @@ def _trace_collector():
     def on_token(j, ctx, tr):
         for a, b, cat, op in tr.segments or ():
             tl.span("PIM-GPT", cat, op, a, b - a, token=j, context=ctx)
+        for c, a, b, op in tr.channel_spans or ():
+            tl.span("PIM channels", f"channel {c}", op, a, b - a, token=j, context=ctx)
     return on_token, tl
 
 

@@ -198,6 +198,7 @@ class VmmResult:
     active_channel_cycles: int   # sum over channels of the cycles with a row open
     refreshes: int
     mode_switches: int = 0       # TMOD slots (register <-> normal mode changes), all channels
+    channel_end_tick: tuple[int, ...] = ()   # per channel: when its last command's effect is done
     memo_hit: bool = field(default=False, compare=False)
     trace: CommandLog | None = field(default=None, compare=False, repr=False)
 
@@ -563,7 +564,7 @@ class PimSystem:
             tk, cm, bk, rw, cl = e.trace
             trace = CommandLog(tk + start, cm, bk, np.where(rw >= 0, rw + base, rw), cl)
         res = dataclasses.replace(r, name=name, start_tick=start, end_tick=r.end_tick + start, memo_hit=True,
-                                  trace=trace)
+                                  trace=trace, channel_end_tick=tuple(e + start for e in r.channel_end_tick))
         self._account(res, trace)
         return res
 
@@ -650,14 +651,16 @@ class PimSystem:
         res = VmmResult(name, start, end, self.tCK_ps, C,
                         {Cmd(c).name: int(v) for c, v in enumerate(counts) if v},
                         low.bank_accesses - low.row_misses, low.row_misses, bytes_in, bytes_out, low.macs,
-                        cycles, max(active, 0), int(counts[Cmd.REFab]), int(switches.sum()))
+                        cycles, max(active, 0), int(counts[Cmd.REFab]), int(switches.sum()),
+                        tuple(int(e) for e in end_c))
         trace = CommandLog(tick, cmd, bank, row, col) if self.record else None
         if trace is not None:
             res = dataclasses.replace(res, trace=trace)
         entry = None
         if want_memo and n_ref == 0 and base is not None:
             entry = _MemoEntry(
-                dataclasses.replace(res, start_tick=0, end_tick=end - start, trace=None),
+                dataclasses.replace(res, start_tick=0, end_tick=end - start, trace=None,
+                                    channel_end_tick=tuple(int(e) - start for e in end_c)),
                 np.maximum(d.ready - start, 0), np.where(d.open_row >= 0, d.open_row - base, -1),
                 self._rel_hist(start),
                 np.maximum(self.issuer.channel_tick - start, 0), self.mode.copy(), last_c - start,
