@@ -33,21 +33,40 @@ def _in_numba(frame) -> bool:
     return False
 
 
+def _deferred_out_of_numba(frame, signum) -> bool:
+    if not _in_numba(frame):
+        return False
+    timer = threading.Timer(REDELIVER_S, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
+    return True
+
+
 def _handle(signum, frame):
-    if _in_numba(frame):
-        timer = threading.Timer(REDELIVER_S, os.kill, (os.getpid(), signum))
-        timer.daemon = True
-        timer.start()
-        return
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    if not _deferred_out_of_numba(frame, signum):
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
-def install_signal_handlers() -> None:
-    """SIGINT -> KeyboardInterrupt, SIGTERM -> Terminated, both deferred out of numba's internals.
-    A no-op outside the main thread; an ignored SIGINT (a background job) stays ignored."""
+def _handle_in_worker(signum, frame):
+    # SystemExit unwinds the same clean-ups, and multiprocessing ends the worker with it quietly
+    # (a KeyboardInterrupt in an idle pool worker prints a traceback).
+    if not _deferred_out_of_numba(frame, signum):
+        raise SystemExit(128 + signum)
+
+
+def install_signal_handlers(*, worker: bool = False) -> None:
+    """SIGINT -> KeyboardInterrupt, SIGTERM -> Terminated (in a sweep's pool worker: SystemExit),
+    deferred out of numba's internals. A no-op outside the main thread; an ignored SIGINT (a
+    background job) stays ignored."""
+    handler = _handle_in_worker if worker else _handle
     try:
         if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-            signal.signal(signal.SIGINT, _handle)
-        signal.signal(signal.SIGTERM, _handle)
+            signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread
         pass
+
+
+def install_worker_signal_handlers() -> None:
+    """`install_signal_handlers` for a process-pool worker (a picklable initializer)."""
+    install_signal_handlers(worker=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hwsim.config import parse_yaml
 from hwsim.errors import InputError
-from hwsim.interrupts import install_signal_handlers
+from hwsim.interrupts import install_worker_signal_handlers
 from hwsim.outputs import dumps_json, remove_stale_temporaries, write_atomic
 
 
@@ -88,7 +88,7 @@ def make_executor(jobs: int, scheduler: str | None):
         finally:
             client.close()
     else:
-        pool = ProcessPoolExecutor(max_workers=jobs, initializer=install_signal_handlers)
+        pool = ProcessPoolExecutor(max_workers=jobs, initializer=install_worker_signal_handlers)
         try:
             yield pool
         except BaseException:

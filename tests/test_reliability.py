@@ -195,10 +195,14 @@ def _hidden(folder: Path) -> list[str]:
 
 
 def _start(args: list[str]):
+    """hwsim in a subprocess with SIGINT at its default: a test run launched as a background job
+    inherits an ignored SIGINT, which hwsim (rightly) keeps ignored."""
+    import signal
     import subprocess
     import sys
     return subprocess.Popen([sys.executable, "-m", "hwsim", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for(pred, proc, timeout_s=120.0):
