@@ -49,3 +49,16 @@ def test_smoke_dram_numba_off_identical(tmp_path):
     subprocess.run([sys.executable, "-m", "hwsim", "run", "workloads/smoke.yaml", "-o", str(tmp_path / "nojit"),
                     "--json"], check=True, env=env, capture_output=True)
     assert _outputs(tmp_path / "jit") == _outputs(tmp_path / "nojit")
+
+
+def test_a_tiny_memo_that_evicts_gives_the_same_bytes(tmp_path, monkeypatch):
+    import hwsim.dram_pim.pim as pim
+    wl = "workloads/pim_gpt/gpt2-small.yaml"
+    sets = ["--set", "run.generated_tokens=2"]
+    assert main(["run", wl, "-o", str(tmp_path / "full"), "--json", *sets]) == 0
+    monkeypatch.setattr(pim, "MEMO_ENTRIES", 3)
+    assert main(["run", wl, "-o", str(tmp_path / "lru"), "--json", *sets]) == 0
+    full = json.loads((tmp_path / "full" / "run.json").read_text())
+    lru = json.loads((tmp_path / "lru" / "run.json").read_text())
+    assert lru["memo_misses"] > full["memo_misses"]          # entries really were evicted and re-simulated
+    assert _outputs(tmp_path / "lru") == _outputs(tmp_path / "full")

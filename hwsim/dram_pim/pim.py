@@ -22,6 +22,7 @@ never stored, and a stored run is replayed only if no refresh could be forced du
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -260,6 +261,10 @@ def trace_rows(dspec: DramSpec, log: CommandLog) -> list[tuple]:
 _ACT, _ACT_AB, _REFAB = int(Cmd.ACT), int(Cmd.ACT_AB), int(Cmd.REFab)
 # Commands that run in register-access mode (aim_simulator ISRs with require_reg_RW_mod: WR_GB,
 # WR_BIAS, RD_MAC, RD_AF); every other command, refresh included, runs in normal mode.
+# Memo entries kept (least recently used dropped first). An entry holds the device state after one
+# instruction (~0.25 MB for 8 AiM channels); attention VMMs of past context lengths never recur, so
+# an unbounded memo grew to 2.1 GB RSS over 2,048 tokens. Eviction only costs a re-simulation.
+MEMO_ENTRIES = 1024
 REGISTER_MODE = np.zeros(N_CMDS, dtype=np.int64)
 REGISTER_MODE[[Cmd.WR_GB, Cmd.WR_BIAS, Cmd.RD_MAC]] = 1
 
@@ -372,7 +377,7 @@ class PimSystem:
         # Window-rule history older than the longest window latency can no longer constrain anything.
         self._hist_floor = -int(max(ct.win_lat.max(), 0)) - 1
         self._win_count = ct.win_count.astype(np.int64)
-        self._memo: dict[tuple, _MemoEntry] = {}
+        self._memo: OrderedDict[tuple, _MemoEntry] = OrderedDict()   # least recently used first
         self.reset()
 
     # ---- state -----------------------------------------------------------------------------------
@@ -415,6 +420,8 @@ class PimSystem:
             base = placement.row_range[0]
             key = (placement_signature(placement), self._rel_state(start, base))
             entry = self._memo.get(key)
+            if entry is not None:
+                self._memo.move_to_end(key)
             if entry is not None and self._memo_valid(entry, start):
                 self.memo_hits += 1
                 res = self._replay(entry, placement.name, start, base)
@@ -428,6 +435,8 @@ class PimSystem:
             res, entry = self._run(low, placement.name, start, want_memo=memo, base=base)
             if memo and entry is not None:
                 self._memo[key] = entry
+                if len(self._memo) > MEMO_ENTRIES:
+                    self._memo.popitem(last=False)
         return res if pre is None else _merge(pre, res)
 
     def lower(self, placement: Placement) -> LoweredOp:
