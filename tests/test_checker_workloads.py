@@ -63,3 +63,38 @@ def test_pim_workload_traces_are_legal(tmp_path, workload, capsys):
 def test_large_model_traces_are_legal(tmp_path, workload, capsys):
     wl, dspec = _pim_params(workload)
     _run_and_check(tmp_path, workload, ["run.generated_tokens=1"], dspec)
+
+
+T3 = sorted((ROOT / "workloads" / "t3").glob("*.yaml"))
+T3_LARGE = sorted((ROOT / "workloads" / "t3_large").glob("*.yaml"))
+
+
+def _check_t3(workload: Path, tokens: int):
+    from hwsim.dram_pim.checker import check_trace
+    from hwsim.t3 import system as S
+    from hwsim.t3.memctrl import POL_FRFCFS, POL_MCA
+    from hwsim.t3.sim import command_rows, simulate
+    from hwsim.t3.workload import build_setup
+
+    wl = load_workload(workload, [f"tokens={tokens}"])
+    setup = build_setup(wl.config)
+    for gemm, coll, policy in [(S.GEMM_T3, S.COLL_NONE, POL_FRFCFS), (S.GEMM_T3, S.COLL_NONE, POL_MCA),
+                               (S.GEMM_BASE, S.COLL_NONE, POL_FRFCFS), (S.GEMM_NONE, S.COLL_RS_NMC, POL_FRFCFS)]:
+        res = simulate(setup, gemm=gemm, coll=coll, policy=policy, record=True)
+        rows = command_rows(setup, res)
+        assert len(rows) > 100
+        violations = check_trace(setup.dspec_dev, rows)
+        assert violations == [], [str(v) for v in violations[:5]]
+
+
+@pytest.mark.parametrize("workload", T3, ids=lambda p: p.stem)
+def test_t3_workload_traces_are_legal(workload):
+    """The fused T3 runs (FR-FCFS and MCA), the baseline GEMM and the RS with near-memory updates of
+    every shipped T3 case, at 512 tokens (the shipped 8,192 are 16x longer, not different)."""
+    _check_t3(workload, 512)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workload", T3_LARGE, ids=lambda p: p.stem)
+def test_t3_large_workload_traces_are_legal(workload):
+    _check_t3(workload, 1024)

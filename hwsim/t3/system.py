@@ -433,6 +433,7 @@ def run_system(cfg, st, mcfg, M, RQ, P, T, D, L, lcfg, MS, CO, SS, dec, cn):
     gemm = cfg[C_GEMM]
     coll = cfg[C_COLL]
     mc_wake = np.full(nch, INF, dtype=np.int64)
+    mc_free = np.zeros(nch, dtype=np.int64)  # first ps at which the channel may issue again (1 cmd/cycle)
     seq = np.zeros(1, dtype=np.int64)
     heap = [(np.int64(0), np.int64(0), np.int64(0), np.int64(0), np.int64(0))]
     heapq.heappop(heap)
@@ -468,6 +469,12 @@ def run_system(cfg, st, mcfg, M, RQ, P, T, D, L, lcfg, MS, CO, SS, dec, cn):
             if b == 1:
                 cn[N_IDLE] -= 1
             if t != mc_wake[a]:
+                continue
+            if t < mc_free[a]:
+                # A request that arrived in the cycle of an issued command woke the channel for that
+                # same cycle; one command per channel per cycle, so try again next cycle.
+                mc_wake[a] = mc_free[a]
+                _push(heap, seq, mc_free[a], EV_MC, a, 0)
                 continue
             mc_wake[a] = INF
             cyc = t // tck
@@ -505,6 +512,7 @@ def run_system(cfg, st, mcfg, M, RQ, P, T, D, L, lcfg, MS, CO, SS, dec, cn):
             idle = 0
             if c >= 0:
                 nxt = t + tck
+                mc_free[a] = nxt
             elif next_c < INF:
                 nxt = next_c * tck
             else:
