@@ -163,28 +163,20 @@ def test_memctrl_command_trace_passes_the_independent_checker(policy):
 
 
 # ---- symmetric reductions ------------------------------------------------------------------------
-def test_symmetric_one_gpu_agrees_with_all_gpus_explicitly():
-    sym = small_setup(tp=4, tokens=512, kf=4)
-    exp = small_setup(tp=4, tokens=512, kf=4, gpus="explicit")
-    for gemm, c in [(S.GEMM_T3, S.COLL_NONE), (S.GEMM_NONE, S.COLL_RS), (S.GEMM_BASE, S.COLL_NONE)]:
-        a = simulate(sym, gemm=gemm, coll=c)
-        b = simulate(exp, gemm=gemm, coll=c)
-        assert abs(a.time_ps - b.time_ps) <= 0.03 * b.time_ps, (gemm, c, a.time_ps, b.time_ps)
-        for s in S.STREAM_NAMES:
-            for d in (0, 1):
-                assert bytes_of(sym, a, s, d) == bytes_of(exp, b, s, d)
-
-
-def test_one_channel_agrees_with_all_channels():
-    one = small_setup(tp=4, tokens=512, kf=4, channels=8, ch_sim=1)
-    full = small_setup(tp=4, tokens=512, kf=4, channels=8, ch_sim=8)
+@pytest.mark.parametrize("reduced, full, tolerance", [
+    ({}, {"gpus": "explicit"}, 0.03),                                        # one GPU vs all GPUs
+    ({"channels": 8, "ch_sim": 1}, {"channels": 8, "ch_sim": 8}, 0.05),      # one channel vs all
+], ids=["symmetric_gpus", "one_channel"])
+def test_reduced_simulation_agrees_with_the_full_one(reduced, full, tolerance):
+    one = small_setup(tp=4, tokens=512, kf=4, **reduced)
+    whole = small_setup(tp=4, tokens=512, kf=4, **full)
     for gemm, c in [(S.GEMM_T3, S.COLL_NONE), (S.GEMM_NONE, S.COLL_RS), (S.GEMM_BASE, S.COLL_NONE)]:
         a = simulate(one, gemm=gemm, coll=c)
-        b = simulate(full, gemm=gemm, coll=c)
-        assert abs(a.time_ps - b.time_ps) <= 0.05 * b.time_ps, (gemm, c, a.time_ps, b.time_ps)
+        b = simulate(whole, gemm=gemm, coll=c)
+        assert abs(a.time_ps - b.time_ps) <= tolerance * b.time_ps, (gemm, c, a.time_ps, b.time_ps)
         for s in S.STREAM_NAMES:
             for d in (0, 1):
-                assert bytes_of(one, a, s, d) == bytes_of(full, b, s, d)
+                assert bytes_of(one, a, s, d) == bytes_of(whole, b, s, d)
 
 
 def test_runs_are_deterministic():
