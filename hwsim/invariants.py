@@ -78,7 +78,7 @@ def check_requests_complete(is_write: np.ndarray, accept_tick: np.ndarray, done_
 def check_protocol(dspec, commands) -> None:
     """The independent protocol checker finds no violation in `commands`."""
     from hwsim.dram_pim.checker import check_trace
-    from hwsim.dram_pim.pim import trace_rows
+    from hwsim.dram_pim.controller import trace_rows
 
     violations = check_trace(dspec, trace_rows(dspec, commands))
     if violations:

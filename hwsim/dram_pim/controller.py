@@ -145,13 +145,14 @@ def _stats(dspec, dev, is_write, accept, done, cls, counts, commands) -> dict:
 
 
 COMMAND_CSV_HEADER = "tick,channel,rank,bankgroup,bank,row,column,command"
-_ROW_CMDS = {Cmd.ACT, Cmd.ACT_AB, Cmd.RD, Cmd.WR, Cmd.RDA, Cmd.WRA, Cmd.UPD}
-_COL_CMDS = {Cmd.RD, Cmd.WR, Cmd.RDA, Cmd.WRA, Cmd.UPD, Cmd.MAC_AB}
+_ROW_CMDS = [Cmd.ACT, Cmd.ACT_AB, Cmd.RD, Cmd.WR, Cmd.RDA, Cmd.WRA, Cmd.UPD]
+_COL_CMDS = [Cmd.RD, Cmd.WR, Cmd.RDA, Cmd.WRA, Cmd.UPD, Cmd.MAC_AB]
 
 
-def command_csv(dspec: DramSpec, log: CommandLog) -> str:
-    """The command trace as CSV (header `COMMAND_CSV_HEADER`), as `hwsim check` reads it.
-    Rank-scope commands have bankgroup = bank = -1; row and column are -1 where meaningless."""
+def trace_rows(dspec: DramSpec, log: CommandLog) -> list[tuple]:
+    """The log in issue order as rows (tick, channel, rank, bankgroup, bank, row, column, Cmd), as
+    `hwsim.dram_pim.checker.check_trace` takes them. Rank-scope commands have bankgroup = bank = -1;
+    row and column are -1 where the command has none."""
     from hwsim.dram_pim.commands import META, RANK
 
     o = dspec.organization
@@ -159,15 +160,20 @@ def command_csv(dspec: DramSpec, log: CommandLog) -> str:
     b = log.bank
     ch = b // (o.ranks * o.banks_per_rank)
     rank = (b // o.banks_per_rank) % o.ranks
-    bg = (b // o.banks_per_group) % o.bankgroups
-    bk = b % o.banks_per_group
+    cmds = [Cmd(c) for c in range(N_CMDS)]
+    rank_scope = np.array([META[c].scope == RANK for c in cmds])[log.cmd]
+    bg = np.where(rank_scope, -1, (b // o.banks_per_group) % o.bankgroups)
+    bk = np.where(rank_scope, -1, b % o.banks_per_group)
+    row = np.where(np.isin(log.cmd, _ROW_CMDS), log.row, -1)
+    col = np.where(np.isin(log.cmd, _COL_CMDS), log.column, -1)
+    return [(t, c, r, g, k, w, cl, cmds[m]) for t, c, r, g, k, w, cl, m in
+            zip(log.tick.tolist(), ch.tolist(), rank.tolist(), bg.tolist(), bk.tolist(), row.tolist(),
+                col.tolist(), log.cmd.tolist())]
+
+
+def command_csv(dspec: DramSpec, log: CommandLog) -> str:
+    """The command trace as CSV (header `COMMAND_CSV_HEADER`, fields as `trace_rows`), as `hwsim
+    check` reads it."""
     lines = [COMMAND_CSV_HEADER]
-    names = {c: c.name for c in Cmd}
-    for i in range(len(log)):
-        c = Cmd(int(log.cmd[i]))
-        rank_scope = META[c].scope == RANK
-        row = int(log.row[i]) if c in _ROW_CMDS else -1
-        col = int(log.column[i]) if c in _COL_CMDS else -1
-        lines.append(f"{int(log.tick[i])},{int(ch[i])},{int(rank[i])},{-1 if rank_scope else int(bg[i])},"
-                     f"{-1 if rank_scope else int(bk[i])},{row},{col},{names[c]}")
+    lines += [f"{t},{c},{r},{g},{k},{w},{cl},{cmd.name}" for t, c, r, g, k, w, cl, cmd in trace_rows(dspec, log)]
     return "\n".join(lines) + "\n"

@@ -32,8 +32,8 @@ from numba import njit
 
 from hwsim import invariants
 from hwsim.config import build, deep_merge, spec
-from hwsim.dram_pim.commands import META, N_CMDS, RANK, Cmd
-from hwsim.dram_pim.controller import CommandLog, command_csv
+from hwsim.dram_pim.commands import N_CMDS, Cmd
+from hwsim.dram_pim.controller import CommandLog, command_csv, trace_rows
 from hwsim.dram_pim.constraints import compile_timing
 from hwsim.dram_pim.device import (H_BANKS_PER_CHANNEL, H_BANKS_PER_RANK, H_OPEN, Device, bank_state_ok, earliest,
                                    issue)
@@ -230,29 +230,6 @@ class VmmResult:
         if self.trace is None:
             raise ValueError("no trace recorded: create the PimSystem with record=True")
         return command_csv(dspec, self.trace)
-
-
-def trace_rows(dspec: DramSpec, log: CommandLog) -> list[tuple]:
-    """CommandLog -> rows for `hwsim.dram_pim.checker.check_trace` (same fields as `command_csv`)."""
-    o = dspec.organization
-    log = log.in_issue_order()
-    b = log.bank
-    ch = b // (o.ranks * o.banks_per_rank)
-    rank = (b // o.banks_per_rank) % o.ranks
-    bg = (b // o.banks_per_group) % o.bankgroups
-    bk = b % o.banks_per_group
-    cmds = [Cmd(c) for c in range(N_CMDS)]
-    rank_scope = np.array([META[c].scope == RANK for c in cmds])
-    uses_row = np.isin(np.arange(N_CMDS), [Cmd.ACT, Cmd.ACT_AB, Cmd.RD, Cmd.WR, Cmd.RDA, Cmd.WRA, Cmd.UPD])
-    uses_col = np.isin(np.arange(N_CMDS), [Cmd.RD, Cmd.WR, Cmd.RDA, Cmd.WRA, Cmd.UPD, Cmd.MAC_AB])
-    rs = rank_scope[log.cmd]
-    bg = np.where(rs, -1, bg)
-    bk = np.where(rs, -1, bk)
-    row = np.where(uses_row[log.cmd], log.row, -1)
-    col = np.where(uses_col[log.cmd], log.column, -1)
-    return [(t, c, r, g, k, w, cl, cmds[m]) for t, c, r, g, k, w, cl, m in
-            zip(log.tick.tolist(), ch.tolist(), rank.tolist(), bg.tolist(), bk.tolist(), row.tolist(),
-                col.tolist(), log.cmd.tolist())]
 
 
 # ------------------------------------------------------------------------------------------------
