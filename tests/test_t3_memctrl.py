@@ -18,7 +18,7 @@ from hwsim.dram_pim.checker import check_trace
 from hwsim.dram_pim.commands import META, RANK, Cmd
 from hwsim.dram_pim.device import Device
 from hwsim.dram_pim.spec import load_dram_spec, with_channels
-from hwsim.t3.memctrl import (CLS_COMM, CLS_COMPUTE, M_LOG, M_NLOG, M_OCC_MAX, OP_RD, OP_UPD, OP_WR, POL_FRFCFS,
+from hwsim.t3.memctrl import (CLS_COMM, CLS_COMPUTE, M_LOG, M_NLOG, M_OCC_MAX, M_THR, OP_RD, OP_UPD, OP_WR, POL_FRFCFS,
                               POL_MCA, make_mc_state, make_mcfg, run_stream)
 
 HERE = Path(__file__).resolve().parent
@@ -45,7 +45,7 @@ def _run(spec, R, channel, policy, starve_ps=2000_000, thr=None):
     M = make_mc_state(spec.organization.channels, dev.n_banks, spec.organization.channels, 64, n,
                       spec.timing.nREFI, 4 * n + 1000)
     if thr is not None:
-        M[10][:] = thr
+        M[M_THR][:] = thr
     done, status = run_stream(dev.state, M, R, make_mcfg(spec, policy=policy, qcap=64, starvation_ps=starve_ps),
                               channel, spec.organization.channels)
     assert status == 0

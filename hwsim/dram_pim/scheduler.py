@@ -21,6 +21,7 @@ from numba import njit
 from hwsim.dram_pim.commands import Cmd
 from hwsim.dram_pim.device import (H_BANKS_PER_RANK, H_CHANNELS, H_NBANKS, H_OPEN, H_RANKS, bank_state_ok,
                                    earliest, issue)
+from hwsim.dram_pim.refresh import due_refresh
 
 # cfg indices
 (C_FCFS, C_CLOSED, C_RQ, C_WQ, C_REFRESH, C_NREFI, C_RD_LAT, C_WR_LAT, C_OFFERED, C_RECORD, C_FE_RATIO,
@@ -34,8 +35,8 @@ PAGE_OPEN, PAGE_CLOSED, PAGE_CLOSED_ALWAYS = 0, 1, 2
 INF = np.int64(1) << 62
 HIT, MISS, CONFLICT = 0, 1, 2
 
-ACT, PRE, PREA, RD, WR, RDA, WRA, REFAB = (int(Cmd.ACT), int(Cmd.PRE), int(Cmd.PREA), int(Cmd.RD),
-                                           int(Cmd.WR), int(Cmd.RDA), int(Cmd.WRA), int(Cmd.REFab))
+ACT, PRE, RD, WR, RDA, WRA = (int(Cmd.ACT), int(Cmd.PRE), int(Cmd.RD), int(Cmd.WR), int(Cmd.RDA),
+                              int(Cmd.WRA))
 
 
 @njit(cache=True)
@@ -146,27 +147,11 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
             refresh_blocks = False
             if sel == -1 and cfg[C_REFRESH]:
                 # (2) refresh: PREA while any bank is open, then REFab.
-                for r in range(ranks):
-                    gr = ch * ranks + r
-                    if t < next_ref[gr]:
-                        next_t = min(next_t, next_ref[gr])
-                        continue
-                    refresh_blocks = True
-                    first = gr * bpr
-                    any_open = False
-                    for b in range(first, first + bpr):
-                        if open_row[b] != -1:
-                            any_open = True
-                    c = PREA if any_open else REFAB
-                    if c == PREA and n_activated[first:first + bpr].sum() > 0:
-                        continue
-                    e = earliest(st, c, first)
-                    if e <= t:
-                        sel, sel_cmd, sel_bank = -2, c, first
-                        if c == REFAB:
-                            next_ref[gr] += cfg[C_NREFI]
-                        break
-                    next_t = min(next_t, e)
+                c, b, refresh_blocks, e = due_refresh(st, open_row, n_activated, next_ref, ch, ranks, bpr, t,
+                                                      cfg[C_NREFI])
+                if c != -1:
+                    sel, sel_cmd, sel_bank = -2, c, b
+                next_t = min(next_t, e)
             if sel == -1 and not refresh_blocks:
                 # (3) FR-FCFS over the read or the write queue.
                 if not write_mode[ch]:

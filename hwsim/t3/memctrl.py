@@ -29,14 +29,14 @@ from numba import njit
 
 from hwsim.dram_pim.commands import Cmd
 from hwsim.dram_pim.device import H_BANKS_PER_RANK, H_NBANKS, H_OPEN, H_RANKS, bank_state_ok, earliest, issue
+from hwsim.dram_pim.refresh import due_refresh
 
 OP_RD, OP_WR, OP_UPD = 0, 1, 2
 OP_NAMES = ("RD", "WR", "UPD")
 CLS_COMPUTE, CLS_COMM = 0, 1
 POL_FRFCFS, POL_MCA = 0, 1
 
-ACT, PRE, PREA, RD, WR, UPD, REFAB = (int(Cmd.ACT), int(Cmd.PRE), int(Cmd.PREA), int(Cmd.RD), int(Cmd.WR),
-                                      int(Cmd.UPD), int(Cmd.REFab))
+ACT, PRE, RD, WR, UPD = int(Cmd.ACT), int(Cmd.PRE), int(Cmd.RD), int(Cmd.WR), int(Cmd.UPD)
 INF = np.int64(1) << 62
 
 # mcfg (int64) indices
@@ -44,8 +44,8 @@ F_POLICY, F_QCAP, F_REFRESH, F_NREFI, F_LAT_RD, F_LAT_WR, F_LAT_UPD, F_TCK, F_ST
 N_MCFG = 10
 
 # MC state tuple indices
-(M_Q, M_QLEN, M_FHEAD, M_FTAIL, M_FLEN, M_NEXT, M_ACT, M_BANK_ACT, M_RANK_ACT, M_NEXTREF, M_THR,
- M_OCC, M_OCC_INT, M_OCC_LAST, M_OCC_MAX, M_COUNTS, M_LOG, M_NLOG) = range(18)
+(M_Q, M_QLEN, M_FHEAD, M_FTAIL, M_FLEN, M_NEXT, M_ACT, M_BANK_ACT, M_NEXTREF, M_THR,
+ M_OCC, M_OCC_INT, M_OCC_LAST, M_OCC_MAX, M_COUNTS, M_LOG, M_NLOG) = range(17)
 # request tuple indices
 R_BANK, R_ROW, R_COL, R_OP, R_CLS, R_ARRIVE = range(6)
 # log columns
@@ -64,7 +64,6 @@ def make_mc_state(n_channels: int, n_banks: int, ranks_total: int, qcap: int, n_
         np.full(n_req_cap, -1, dtype=np.int64),              # M_NEXT (FIFO links)
         np.zeros(n_req_cap, dtype=np.bool_),                 # M_ACT: row activated for this request
         np.zeros(n_banks, dtype=np.int64),                   # M_BANK_ACT: activated requests per bank
-        np.zeros(ranks_total, dtype=np.int64),               # M_RANK_ACT
         np.full(ranks_total, nrefi, dtype=np.int64),         # M_NEXTREF (cycles)
         np.full(n_channels, qcap, dtype=np.int64),           # M_THR (MCA admission threshold)
         np.zeros((n_channels, 2), dtype=np.int64),           # M_OCC: queue occupancy per class
@@ -182,7 +181,7 @@ def mc_service(st, M, R, mcfg, ch, cyc):
     bpr = st[H_BANKS_PER_RANK]
     ranks = st[H_RANKS]
     q, qlen, activated = M[M_Q], M[M_QLEN], M[M_ACT]
-    bank_act, rank_act = M[M_BANK_ACT], M[M_RANK_ACT]
+    bank_act = M[M_BANK_ACT]
     r_bank, r_row, r_op, r_cls, r_arrive = R[R_BANK], R[R_ROW], R[R_OP], R[R_CLS], R[R_ARRIVE]
     next_c = INF
     if starve_wake < INF:
@@ -207,30 +206,12 @@ def mc_service(st, M, R, mcfg, ch, cyc):
     refresh_blocks = False
     if sel == -1 and mcfg[F_REFRESH] != 0:
         # (2) refresh: PREA while a bank is open (and no activated request waits on it), then REFab.
-        nref = M[M_NEXTREF]
-        for r in range(ranks):
-            gr = ch * ranks + r
-            if cyc < nref[gr]:
-                if nref[gr] < next_c:
-                    next_c = nref[gr]
-                continue
-            refresh_blocks = True
-            first = gr * bpr
-            any_open = False
-            for b in range(first, first + bpr):
-                if open_row[b] != -1:
-                    any_open = True
-            c = PREA if any_open else REFAB
-            if c == PREA and rank_act[gr] > 0:
-                continue
-            e = earliest(st, c, first)
-            if e <= cyc:
-                sel, sel_cmd, sel_bank = -2, c, first
-                if c == REFAB:
-                    nref[gr] += mcfg[F_NREFI]
-                break
-            if e < next_c:
-                next_c = e
+        c, b, refresh_blocks, e = due_refresh(st, open_row, bank_act, M[M_NEXTREF], ch, ranks, bpr, cyc,
+                                              mcfg[F_NREFI])
+        if c != -1:
+            sel, sel_cmd, sel_bank = -2, c, b
+        if e < next_c:
+            next_c = e
     if sel == -1 and not refresh_blocks:
         # (3) FR-FCFS (MCA: class priority first).
         mca = mcfg[F_POLICY] == POL_MCA and mcfg[F_CLASS_PRIO] != 0
@@ -299,7 +280,6 @@ def mc_service(st, M, R, mcfg, ch, cyc):
     if c == ACT:
         activated[sel] = True
         bank_act[sel_bank] += 1
-        rank_act[sel_bank // bpr] += 1
         return -1, c, INF
     if c == PRE:
         return -1, c, INF
@@ -307,7 +287,6 @@ def mc_service(st, M, R, mcfg, ch, cyc):
     if activated[sel]:
         activated[sel] = False
         bank_act[sel_bank] -= 1
-        rank_act[sel_bank // bpr] -= 1
     for k in range(sel_pos, n - 1):
         q[ch, k] = q[ch, k + 1]
     qlen[ch] -= 1
