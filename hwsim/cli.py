@@ -43,8 +43,8 @@ def _dram_spec_from_args(args):
 
 
 def cmd_dram(args) -> int:
-    from hwsim.dram_pim.controller import command_csv, simulate
     from hwsim import invariants
+    from hwsim.dram_pim.controller import command_csv, simulate
     from hwsim.dram_pim.trace import read_request_trace
     from hwsim.outputs import dumps_json, write_atomic
 
@@ -54,8 +54,7 @@ def cmd_dram(args) -> int:
     res = simulate(dspec, trace.addresses, trace.is_write, trace.arrive_cycle,
                    record=args.dump_commands is not None or debug)
     if debug:
-        invariants.check_requests_complete(trace.is_write, res.accept_tick, res.done_tick, res.commands)
-        invariants.check_protocol(dspec, res.commands)
+        invariants.check_dram_run(dspec, trace.is_write, res)
     out = {"trace": str(args.trace), "format": trace.format, "dram": dspec.name, **res.stats}
     if args.json:
         write_atomic(args.json, dumps_json(out))

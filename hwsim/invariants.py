@@ -75,6 +75,12 @@ def check_requests_complete(is_write: np.ndarray, accept_tick: np.ndarray, done_
                              "column commands issued")
 
 
+def check_dram_run(dspec, is_write: np.ndarray, result) -> None:
+    """Both DRAM laws on a `hwsim.dram_pim.controller.simulate` result recorded with its commands."""
+    check_requests_complete(is_write, result.accept_tick, result.done_tick, result.commands)
+    check_protocol(dspec, result.commands)
+
+
 def check_protocol(dspec, commands) -> None:
     """The independent protocol checker finds no violation in `commands`."""
     from hwsim.dram_pim.checker import check_trace

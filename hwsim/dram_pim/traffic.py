@@ -90,8 +90,7 @@ def run(wl, trace: str | None = None, **_options):
     debug = invariants.enabled()
     res = simulate(dspec, addrs, is_write, record=cfg.dump_commands or trace is not None or debug)
     if debug:
-        invariants.check_requests_complete(is_write, res.accept_tick, res.done_tick, res.commands)
-        invariants.check_protocol(dspec, res.commands)
+        invariants.check_dram_run(dspec, is_write, res)
     if trace is not None:
         from hwsim.timeline import dram_command_timeline
         dram_command_timeline(dspec, res.commands).write(trace)
