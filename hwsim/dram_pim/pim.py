@@ -177,6 +177,10 @@ _PHASE_OF[[Cmd.MAC_AB]] = 2
 _PHASE_OF[[Cmd.RD_MAC, Cmd.RD, Cmd.RDA]] = 3
 _PHASE_OF[[Cmd.WR, Cmd.WRA, Cmd.WR_BIAS, Cmd.UPD]] = 4
 _PHASE_OF[[Cmd.REFab, Cmd.REFpb]] = 5
+_OPENS = np.zeros(N_CMDS, dtype=np.bool_)   # commands that open rows / close them (lookup tables:
+_OPENS[[Cmd.ACT, Cmd.ACT_AB]] = True        # np.isin costs ~80 us a call, and _run makes two per
+_CLOSES = np.zeros(N_CMDS, dtype=np.bool_)  # instruction)
+_CLOSES[[Cmd.PRE, Cmd.PREA]] = True
 
 
 @dataclass(frozen=True)
@@ -610,11 +614,11 @@ class PimSystem:
             sel = ch == crit
             tk, cm = tick[sel], cmd[sel]
             if len(tk):
-                gap = np.diff(np.r_[start, tk])
+                gap = np.diff(tk, prepend=start)
                 # the TMOD wait before a command that changed the mode (at most nMODCH of its gap)
                 mode_part = np.where(sw[sel] == 1, np.minimum(gap, self.spec.mode_switch_cycles), 0)
                 gap = gap - mode_part
-                prev = np.r_[cm[0], cm[:-1]]
+                prev = np.concatenate((cm[:1], cm[:-1]))
                 ph = _PHASE_OF[cm].copy()
                 is_mac = cm == Cmd.MAC_AB
                 base_gap = np.where(is_mac, np.minimum(gap, t.nCCD_L), gap)
@@ -626,8 +630,8 @@ class PimSystem:
                 acc[_PHASE_OF[cm[int(np.argmax(done[sel]))]]] += tail
                 cycles = {p: int(v) for p, v in zip(PHASES, acc)}
         # Bank-open time per channel: opens and closes alternate within each channel.
-        opens = np.isin(cmd, (Cmd.ACT, Cmd.ACT_AB))
-        closes = np.isin(cmd, (Cmd.PRE, Cmd.PREA))
+        opens = _OPENS[cmd]
+        closes = _CLOSES[cmd]
         active = int(tick[closes].sum() - tick[opens].sum())
         dangling = np.bincount(ch[opens], minlength=C) - np.bincount(ch[closes], minlength=C)
         active += int((np.maximum(dangling, 0) * end_c).sum())
