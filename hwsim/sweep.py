@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import os
 import sys
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from hwsim.config import parse_yaml
 from hwsim.errors import InputError
-from hwsim.interrupts import install_worker_signal_handlers
+from hwsim.interrupts import WorkerStop, install_worker_signal_handlers
 from hwsim.outputs import dumps_json, remove_stale_temporaries, write_atomic
 
 
@@ -55,7 +56,12 @@ def _run_point(workload: str, out_dir: str, overrides: list[str]) -> dict:
     """Run one point in a worker (returns the summary)."""
     from hwsim.runner import run_to_folder
 
-    _, result = run_to_folder(workload, out_dir=out_dir, overrides=overrides, quiet=True)
+    try:
+        _, result = run_to_folder(workload, out_dir=out_dir, overrides=overrides, quiet=True)
+    except WorkerStop as stop:
+        # The point's writes have unwound; end the worker now, or the pool's worker loop (which
+        # catches every exception from a call) would start the next point it has already queued.
+        os._exit(stop.code)
     return result.summary
 
 

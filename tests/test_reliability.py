@@ -255,6 +255,48 @@ def test_sigterm_during_run_leaves_no_folder(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_signal_landing_in_numba_code_is_raised_in_the_hwsim_caller_once_numba_returns(tmp_path):
+    """A signal that is handled inside numba's own Python code (a kernel's callback as it returns)
+    raises nothing there; it is raised in the hwsim frame that called numba, at its very next line
+    (a re-delivery timer used to land in the next kernel's callback every time)."""
+    import importlib.util
+    import signal
+    import sys
+
+    from hwsim.interrupts import Terminated, install_signal_handlers
+
+    def module(folder, text):
+        (tmp_path / folder).mkdir()
+        path = tmp_path / folder / "fake.py"
+        path.write_text(text)
+        spec = importlib.util.spec_from_file_location(f"fake_{folder}", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    numba_like = module("numba", "import os, signal\n"
+                        "def kernel_callback(log):\n"
+                        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+                        "    log.append('callback finished')\n"
+                        "    log.append('kernel returned')\n")
+    hwsim_like = module("hwsim", "def caller(kernel, log):\n"
+                        "    kernel(log)\n"
+                        "    log.append('caller went on')\n")
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT), sys.gettrace()
+    log = []
+    try:
+        install_signal_handlers()
+        with pytest.raises(Terminated) as info:
+            hwsim_like.caller(numba_like.kernel_callback, log)
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGINT, before[1])
+    assert log == ["callback finished", "kernel returned"]
+    paths = [entry.frame.code.path for entry in info.traceback]
+    assert tmp_path / "hwsim" / "fake.py" in paths and tmp_path / "numba" / "fake.py" not in paths
+    assert sys.gettrace() is before[2]           # the trace function armed for it is gone again
+
+
 def test_stale_temporaries_of_a_killed_writer_are_removed_on_resume(tmp_path):
     from hwsim.sweep import run_sweep
     out = tmp_path / "sw"
