@@ -13,7 +13,7 @@ from hwsim.dram_pim.scheduler import (C_CLOSED, C_FCFS, C_FE_RATIO, C_MEM_RATIO,
                                       C_RECORD, C_REFRESH, N_CFG,
                                       C_RQ, C_WQ, C_WR_LAT, CONFLICT, HIT, MISS, SCHED_FCFS, SCHED_FRFCFS,
                                       SCHED_READY_OLDEST, PAGE_CLOSED, PAGE_CLOSED_ALWAYS, PAGE_OPEN,
-                                      simulate_requests)
+                                      request_state, simulate_requests)
 from hwsim.dram_pim.spec import DramSpec
 from hwsim.mapping.address import decode
 
@@ -82,14 +82,15 @@ def simulate(dspec: DramSpec, addresses: np.ndarray, is_write: np.ndarray,
     hi, lo = dspec.controller.write_high_watermark, dspec.controller.write_low_watermark
     # Load the kernel (numba cache or compile) on an empty stream first, so that wall_s and
     # requests_per_s measure simulation, not the one-off load of the compiled kernel.
-    e = np.zeros(0, dtype=np.int64)
-    simulate_requests(Device(dspec).state, e, np.zeros(0, dtype=np.bool_), e, e, e, e, cfg, hi, lo, e, e, e, e, e)
+    e, empty_dev = np.zeros(0, dtype=np.int64), Device(dspec)
+    simulate_requests(empty_dev.state, e, np.zeros(0, dtype=np.bool_), e, e, e, e, cfg, hi, lo, e, e, e, e, e,
+                      request_state(empty_dev.state, 0, cfg))
     t0 = time.perf_counter()
     while True:
         logs = [np.zeros(log_cap, dtype=np.int64) for _ in range(5)]
         dev = Device(dspec)
         out = simulate_requests(dev.state, avail, is_write, f["channel"], bank, f["row"], f["column"],
-                                cfg, hi, lo, *logs)
+                                cfg, hi, lo, *logs, request_state(dev.state, n, cfg))
         accept, done, cls, counts, n_log, status = out
         if status == 1:
             log_cap = 2 * n_log + 64

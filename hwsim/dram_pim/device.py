@@ -160,12 +160,13 @@ def _earliest_bank(S, cmd, b, t):
 @njit(cache=True, inline="always")
 def earliest(S, cmd, bank):
     """Earliest tick at which `cmd` to `bank` satisfies every timing rule (state not checked)."""
-    if S[S[H_META] + cmd * META_WIDTH] == 0:
-        return _earliest_bank(S, cmd, bank, 0)
-    bpr = S[H_BANKS_PER_RANK]
-    first = bank - bank % bpr
+    first, last = bank, bank + 1
+    if S[S[H_META] + cmd * META_WIDTH] != 0:  # a rank-wide command: every bank of the rank binds it
+        bpr = S[H_BANKS_PER_RANK]
+        first = bank - bank % bpr
+        last = first + bpr
     t = 0
-    for b in range(first, first + bpr):
+    for b in range(first, last):  # one inlined copy of _earliest_bank (each copy costs compile time)
         t = _earliest_bank(S, cmd, b, t)
     return t
 
@@ -191,25 +192,35 @@ def issue(S, cmd, bank, row, tick):
         bpr = S[H_BANKS_PER_RANK]
         first = bank - bank % bpr
         last = first + bpr
-    _raise(S, 0, cmd, S[off_anc + bank * 4], tick)
-    own_rank = S[off_anc + bank * 4 + 1]
-    _raise(S, 1, cmd, own_rank, tick)
-    n_ranks = S[H_RANKS]
-    if n_ranks > 1:  # rules at level 4 bind the other ranks of the channel (rank switching)
-        first_rank = S[H_CHANNELS] + S[off_anc + bank * 4] * n_ranks
-        for rn in range(first_rank, first_rank + n_ranks):
-            if rn != own_rank:
-                _raise(S, 4, cmd, rn, tick)
-    bpg = S[H_BANKS_PER_GROUP]
     effect = S[meta + 2]
     for b in range(first, last):
-        if b == first or b % bpg == 0:
-            _raise(S, 2, cmd, S[off_anc + b * 4 + 2], tick)
-        _raise(S, 3, cmd, S[off_anc + b * 4 + 3], tick)
         if effect == ROW_OPEN:
             S[off_open + b] = row
         elif effect == ROW_CLOSE:
             S[off_open + b] = -1
+    # The nodes whose ready ticks `cmd` raises, one step each: its channel (rules of level 0); every
+    # rank of the channel (level 1 for its own rank, level 4, rank switching, for the others); per
+    # bank touched, its bank group (level 2, once per group) and the bank (level 3). One call site,
+    # so one inlined copy of _raise (each copy costs compile time).
+    channel, own_rank = S[off_anc + bank * 4], S[off_anc + bank * 4 + 1]
+    n_ranks = S[H_RANKS]
+    first_rank = S[H_CHANNELS] + channel * n_ranks
+    bpg = S[H_BANKS_PER_GROUP]
+    for step in range(1 + n_ranks + 2 * (last - first)):
+        if step == 0:
+            lvl, node = 0, channel
+        elif step <= n_ranks:
+            node = first_rank + step - 1
+            lvl = 1 if node == own_rank else 4
+        else:
+            b = first + (step - 1 - n_ranks) // 2
+            if (step - 1 - n_ranks) % 2 == 1:
+                lvl, node = 3, S[off_anc + b * 4 + 3]
+            elif b == first or b % bpg == 0:
+                lvl, node = 2, S[off_anc + b * 4 + 2]
+            else:
+                continue
+        _raise(S, lvl, cmd, node, tick)
     ncmd = S[H_NCMD]
     wrw = 3 + 2 * ncmd
     hw = 2 + S[H_WMAX]

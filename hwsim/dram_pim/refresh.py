@@ -31,12 +31,14 @@ def due_refresh(st, open_row, activated_per_bank, next_ref, ch, ranks, bpr, t, n
             continue
         blocks = True
         first = gr * bpr
-        any_open = False
+        any_open, any_activated = False, False  # loops, not .sum(): each numpy call costs compile time
         for b in range(first, first + bpr):
             if open_row[b] != -1:
                 any_open = True
+            if activated_per_bank[b] > 0:
+                any_activated = True
         c = PREA if any_open else REFAB
-        if c == PREA and activated_per_bank[first:first + bpr].sum() > 0:
+        if c == PREA and any_activated:
             continue
         e = earliest(st, c, first)
         if e <= t:

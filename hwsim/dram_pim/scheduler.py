@@ -15,6 +15,8 @@ that would close a row an activated request is waiting for is never issued.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -55,10 +57,41 @@ def _has_other_hit(q, qlen, ch, skip, bank, row, req_bank, req_row):
     return False
 
 
+class RequestState(NamedTuple):
+    """The controller's working arrays, allocated in Python (each numpy allocation inside the kernel
+    is a numba overload compiled on a cold start, about 0.3-0.5 s apiece)."""
+
+    rq: np.ndarray           # [channel, slot] request index, read queue (age order)
+    wq: np.ndarray           # [channel, slot] write queue
+    rq_len: np.ndarray       # per channel
+    wq_len: np.ndarray
+    write_mode: np.ndarray   # per channel, bool
+    next_ref: np.ndarray     # per rank: tick the next refresh falls due
+    req_accept: np.ndarray   # per request: tick it entered its queue (-1: not yet)
+    req_done: np.ndarray     # per request: tick its data transfer ends
+    req_class: np.ndarray    # per request: HIT, MISS or CONFLICT (int8, -1: unclassified)
+    activated: np.ndarray    # per request, bool: its ACT issued, column command pending
+    n_activated: np.ndarray  # per bank: requests awaiting their column command
+    counts: np.ndarray       # per command: how many issued
+
+
+def request_state(st: np.ndarray, n: int, cfg: np.ndarray) -> RequestState:
+    """Fresh working arrays for `n` requests on device state `st` with config `cfg`."""
+    n_ch, ranks, n_banks = int(st[H_CHANNELS]), int(st[H_RANKS]), int(st[H_NBANKS])
+    return RequestState(
+        rq=np.zeros((n_ch, cfg[C_RQ]), dtype=np.int64), wq=np.zeros((n_ch, cfg[C_WQ]), dtype=np.int64),
+        rq_len=np.zeros(n_ch, dtype=np.int64), wq_len=np.zeros(n_ch, dtype=np.int64),
+        write_mode=np.zeros(n_ch, dtype=np.bool_), next_ref=np.full(n_ch * ranks, cfg[C_NREFI], dtype=np.int64),
+        req_accept=np.full(n, -1, dtype=np.int64), req_done=np.full(n, -1, dtype=np.int64),
+        req_class=np.full(n, -1, dtype=np.int8), activated=np.zeros(n, dtype=np.bool_),
+        n_activated=np.zeros(n_banks, dtype=np.int64), counts=np.zeros(16, dtype=np.int64))
+
+
 @njit(cache=True)
 def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, req_col, cfg, hi, lo,
-                      log_tick, log_cmd, log_bank, log_row, log_col):
-    """Serve every request; return (req_accept, req_done, req_class, cmd_counts, n_logged, status).
+                      log_tick, log_cmd, log_bank, log_row, log_col, work):
+    """Serve every request, `work` fresh from `request_state`; return (req_accept, req_done,
+    req_class, cmd_counts, n_logged, status).
 
     status: 0 ok, 1 command log overflow (rerun with a larger log), 2 deadlock (a bug)."""
     open_row = st[st[H_OPEN]:st[H_OPEN] + st[H_NBANKS]]  # a view: updated by issue()
@@ -67,18 +100,10 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
     bpr = st[H_BANKS_PER_RANK]
     ranks = st[H_RANKS]
     rq_cap, wq_cap = cfg[C_RQ], cfg[C_WQ]
-    rq = np.zeros((n_ch, rq_cap), dtype=np.int64)
-    wq = np.zeros((n_ch, wq_cap), dtype=np.int64)
-    rq_len = np.zeros(n_ch, dtype=np.int64)
-    wq_len = np.zeros(n_ch, dtype=np.int64)
-    write_mode = np.zeros(n_ch, dtype=np.bool_)
-    next_ref = np.full(n_ch * ranks, cfg[C_NREFI], dtype=np.int64)
-    req_accept = np.full(n, -1, dtype=np.int64)
-    req_done = np.full(n, -1, dtype=np.int64)
-    req_class = np.full(n, -1, dtype=np.int8)
-    activated = np.zeros(n, dtype=np.bool_)
-    n_activated = np.zeros(open_row.shape[0], dtype=np.int64)  # per bank: requests awaiting their column
-    counts = np.zeros(16, dtype=np.int64)
+    rq, wq, rq_len, wq_len, write_mode, next_ref = (work.rq, work.wq, work.rq_len, work.wq_len, work.write_mode,
+                                                    work.next_ref)
+    req_accept, req_done, req_class, activated, n_activated, counts = (
+        work.req_accept, work.req_done, work.req_class, work.activated, work.n_activated, work.counts)
     log_cap = log_tick.shape[0]
     n_log = 0
     status = 0
