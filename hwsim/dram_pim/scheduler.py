@@ -72,6 +72,7 @@ class RequestState(NamedTuple):
     req_class: np.ndarray    # per request: HIT, MISS or CONFLICT (int8, -1: unclassified)
     activated: np.ndarray    # per request, bool: its ACT issued, column command pending
     n_activated: np.ndarray  # per bank: requests awaiting their column command
+    q_activated: np.ndarray  # [read 0 / write 1, channel]: the same, per queue
     counts: np.ndarray       # per command: how many issued
 
 
@@ -84,7 +85,7 @@ def request_state(st: np.ndarray, n: int, cfg: np.ndarray) -> RequestState:
         write_mode=np.zeros(n_ch, dtype=np.bool_), next_ref=np.full(n_ch * ranks, cfg[C_NREFI], dtype=np.int64),
         req_accept=np.full(n, -1, dtype=np.int64), req_done=np.full(n, -1, dtype=np.int64),
         req_class=np.full(n, -1, dtype=np.int8), activated=np.zeros(n, dtype=np.bool_),
-        n_activated=np.zeros(n_banks, dtype=np.int64), counts=np.zeros(16, dtype=np.int64))
+        n_activated=np.zeros(n_banks, dtype=np.int64), q_activated=np.zeros((2, n_ch), dtype=np.int64), counts=np.zeros(16, dtype=np.int64))
 
 
 @njit(cache=True)
@@ -104,6 +105,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                                                     work.next_ref)
     req_accept, req_done, req_class, activated, n_activated, counts = (
         work.req_accept, work.req_done, work.req_class, work.activated, work.n_activated, work.counts)
+    q_activated = work.q_activated
     log_cap = log_tick.shape[0]
     n_log = 0
     status = 0
@@ -158,10 +160,14 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
             for which in range(2):
                 q = rq if which == 0 else wq
                 qlen = rq_len if which == 0 else wq_len
+                left = q_activated[which, ch]  # stop the scan once every activated request is seen
                 for k in range(qlen[ch]):
+                    if left == 0:
+                        break
                     i = q[ch, k]
                     if not activated[i]:
                         continue
+                    left -= 1
                     c = WR if req_write[i] else RD
                     e = earliest(st, c, req_bank[i])
                     if e <= t:
@@ -253,10 +259,12 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 if c == ACT:
                     activated[sel] = True
                     n_activated[sel_bank] += 1
+                    q_activated[1 if req_write[sel] else 0, ch] += 1
                 elif c != PRE:
                     if activated[sel]:
                         activated[sel] = False
                         n_activated[sel_bank] -= 1
+                        q_activated[1 if req_write[sel] else 0, ch] -= 1
                     req_done[sel] = t + (cfg[C_WR_LAT] if req_write[sel] else cfg[C_RD_LAT])
                     done += 1
                     q = wq if req_write[sel] else rq
