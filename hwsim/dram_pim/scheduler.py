@@ -85,7 +85,8 @@ def request_state(st: np.ndarray, n: int, cfg: np.ndarray) -> RequestState:
         write_mode=np.zeros(n_ch, dtype=np.bool_), next_ref=np.full(n_ch * ranks, cfg[C_NREFI], dtype=np.int64),
         req_accept=np.full(n, -1, dtype=np.int64), req_done=np.full(n, -1, dtype=np.int64),
         req_class=np.full(n, -1, dtype=np.int8), activated=np.zeros(n, dtype=np.bool_),
-        n_activated=np.zeros(n_banks, dtype=np.int64), q_activated=np.zeros((2, n_ch), dtype=np.int64), counts=np.zeros(16, dtype=np.int64))
+        n_activated=np.zeros(n_banks, dtype=np.int64), q_activated=np.zeros((2, n_ch), dtype=np.int64),
+        counts=np.zeros(16, dtype=np.int64))
 
 
 @njit(cache=True)
