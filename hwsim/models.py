@@ -12,7 +12,7 @@ from typing import Any
 
 from hwsim.config import build, spec
 from hwsim.errors import InputError
-from hwsim.presets import list_presets, load_preset, preset_payload
+from hwsim.presets import list_presets, preset_or_mapping
 
 
 @dataclass(frozen=True)
@@ -71,13 +71,5 @@ def load_model(value: Any, file: str | None = None, path: str = "model") -> Mode
     of all fields. Errors name `file` and the dotted field path under `path`."""
     if isinstance(value, ModelSpec):
         return value
-    if isinstance(value, str):
-        value = {"preset": value}
-    if not isinstance(value, dict):
-        raise InputError(file, path, f"got {value!r}; expected a preset name or a mapping")
-    if "preset" in value:
-        overrides = {k: v for k, v in value.items() if k != "preset"}
-        name = value["preset"]
-        data = preset_payload(load_preset("models", name, file=file, path=f"{path}.preset"))
-        value = {"name": name, **data, **overrides}
+    value = preset_or_mapping("models", value, file=file, path=path)
     return build(ModelSpec, value, file=file, path=path)

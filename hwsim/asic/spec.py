@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hwsim.config import build, deep_merge, spec
+from hwsim.config import build, spec
 from hwsim.errors import InputError
-from hwsim.presets import load_preset, preset_payload
+from hwsim.presets import preset_or_mapping
 
 OP_CLASSES = ("add", "mul", "cmp", "bit")
 
@@ -100,17 +100,5 @@ def load_asic(value: Any = "pim_gpt_asic", file: str | None = None, path: str = 
     the dotted field path under `path`."""
     if isinstance(value, AsicSpec):
         return value
-    if value is None:
-        value = "pim_gpt_asic"
-    if isinstance(value, str):
-        value = {"preset": value}
-    if not isinstance(value, dict):
-        raise InputError(file, path, f"got {value!r}; expected a preset name or a mapping")
-    if "preset" not in value:
-        value = {"preset": "pim_gpt_asic", **value}
-    if "preset" in value:
-        name = value["preset"]
-        data = preset_payload(load_preset("asic", name, file=file, path=_join(path, "preset")))
-        overrides = {k: v for k, v in value.items() if k != "preset"}
-        value = deep_merge({"name": name, **data}, overrides)
+    value = preset_or_mapping("asic", value, file=file, path=path, default="pim_gpt_asic")
     return build(AsicSpec, value, file=file, path=path)

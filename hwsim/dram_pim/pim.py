@@ -31,7 +31,7 @@ import numpy as np
 from numba import njit
 
 from hwsim import invariants
-from hwsim.config import build, deep_merge, spec
+from hwsim.config import build, spec
 from hwsim.dram_pim.commands import N_CMDS, Cmd
 from hwsim.dram_pim.controller import CommandLog, command_csv, trace_rows
 from hwsim.dram_pim.constraints import compile_timing
@@ -42,7 +42,7 @@ from hwsim.dram_pim.stream import StreamIssuer
 from hwsim.errors import InputError
 from hwsim.mapping.lowering import LoweredOp, lower_vmm
 from hwsim.mapping.partition import Placement, placement_signature
-from hwsim.presets import list_presets, load_preset, preset_payload
+from hwsim.presets import list_presets, preset_or_mapping
 
 
 # ------------------------------------------------------------------------------------------------
@@ -153,17 +153,7 @@ def load_pim(value: Any, file: str | None = None, path: str = "pim") -> PimSpec:
     """A PimSpec from a preset name, `{preset: NAME, channels: N, ...overrides}` or a full mapping."""
     if isinstance(value, PimSpec):
         return value
-    if isinstance(value, str):
-        value = {"preset": value}
-    if not isinstance(value, dict):
-        raise InputError(file, path, f"got {value!r}; expected a pim preset name or a mapping")
-    if "preset" in value:
-        name = value["preset"]
-        if not isinstance(name, str) or name not in list_presets("pim"):
-            raise InputError(file, f"{path}.preset",
-                             f"unknown pim preset {name!r}; valid: {', '.join(list_presets('pim'))}")
-        base = preset_payload(load_preset("pim", name, file=file, path=f"{path}.preset"))
-        value = deep_merge({"name": name, **base}, {k: v for k, v in value.items() if k != "preset"})
+    value = preset_or_mapping("pim", value, file=file, path=path)
     return build(PimSpec, value, file=file, path=path)
 
 

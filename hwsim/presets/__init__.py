@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from hwsim.config import parse_yaml
+from hwsim.config import deep_merge, parse_yaml
 from hwsim.errors import InputError
 
 KINDS = ("dram", "pim", "asic", "gpu", "cpu", "energy", "models")
@@ -39,3 +39,22 @@ def load_preset(kind: str, name: str, *, file: str | None = None, path: str = "p
 def preset_payload(data: dict) -> dict:
     """A preset mapping without its documentation keys (`description`, `source`)."""
     return {k: v for k, v in data.items() if k not in ("description", "source")}
+
+
+def preset_or_mapping(kind: str, value, *, file: str | None, path: str, default: str | None = None) -> dict:
+    """The field mapping of a spec written as a preset name, as `{preset: NAME, <field>: override,
+    ...}` (overrides merge, nested ones too, into the preset) or as a full mapping; with `default`,
+    None and a mapping without `preset` start from that preset. Errors name `file` and `path`."""
+    if value is None and default is not None:
+        value = default
+    if isinstance(value, str):
+        value = {"preset": value}
+    if not isinstance(value, dict):
+        raise InputError(file, path, f"got {value!r}; expected a preset name or a mapping")
+    if default is not None and "preset" not in value:
+        value = {"preset": default, **value}
+    if "preset" not in value:
+        return value
+    name = value["preset"]
+    data = preset_payload(load_preset(kind, name, file=file, path=f"{path}.preset" if path else "preset"))
+    return deep_merge({"name": name, **data}, {k: v for k, v in value.items() if k != "preset"})
