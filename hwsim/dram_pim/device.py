@@ -172,10 +172,8 @@ def earliest(S, cmd, bank):
 
 
 @njit(cache=True, inline="always")
-def _raise(S, lvl, cmd, node, tick):
-    ncmd = S[H_NCMD]
-    lat = S[H_LAT] + (lvl * ncmd + cmd) * ncmd
-    ready = S[H_READY] + node * ncmd
+def _raise(S, lat, ready, ncmd, tick):
+    """S[ready + n] = max(S[ready + n], tick + S[lat + n]) for every command n (latency < 0: no rule)."""
     for n in range(ncmd):
         v = S[lat + n]
         if v >= 0 and tick + v > S[ready + n]:
@@ -185,14 +183,32 @@ def _raise(S, lvl, cmd, node, tick):
 @njit(cache=True, inline="always")
 def issue(S, cmd, bank, row, tick):
     """Apply the effects of issuing `cmd` to `bank` (row `row`) at `tick`."""
+    # Every header value is read once, up front: after a store into S the compiler must assume any
+    # element of S changed and would reload a header value read later.
+    ncmd, n_ranks, bpg, n_w = S[H_NCMD], S[H_RANKS], S[H_BANKS_PER_GROUP], S[H_W]
+    off_anc, off_open, off_lat, off_ready = S[H_ANC], S[H_OPEN], S[H_LAT], S[H_READY]
+    off_wrule, off_whist, n_nodes, w_max = S[H_WRULE], S[H_WHIST], S[H_NNODES], S[H_WMAX]
     meta = S[H_META] + cmd * META_WIDTH
-    off_anc, off_open = S[H_ANC], S[H_OPEN]
+    scope, effect = S[meta], S[meta + 2]
     first, last = bank, bank + 1
-    if S[meta] != 0:
+    if scope != 0:
         bpr = S[H_BANKS_PER_RANK]
         first = bank - bank % bpr
         last = first + bpr
-    effect = S[meta + 2]
+    channel, own_rank = S[off_anc + bank * 4], S[off_anc + bank * 4 + 1]
+    first_rank = S[H_CHANNELS] + channel * n_ranks
+    # Window rules (tFAW...): record `tick` in the ring of the node the rule binds.
+    wrw = 3 + 2 * ncmd
+    hw = 2 + w_max
+    for w in range(n_w):
+        r = off_wrule + w * wrw
+        if S[r + 3 + cmd]:
+            h = off_whist + (w * n_nodes + S[off_anc + bank * 4 + S[r]]) * hw
+            count = S[r + 1]
+            S[h + 2 + S[h + 1]] = tick
+            S[h + 1] = (S[h + 1] + 1) % count
+            if S[h] < count:
+                S[h] += 1
     for b in range(first, last):
         if effect == ROW_OPEN:
             S[off_open + b] = row
@@ -202,10 +218,6 @@ def issue(S, cmd, bank, row, tick):
     # rank of the channel (level 1 for its own rank, level 4, rank switching, for the others); per
     # bank touched, its bank group (level 2, once per group) and the bank (level 3). One call site,
     # so one inlined copy of _raise (each copy costs compile time).
-    channel, own_rank = S[off_anc + bank * 4], S[off_anc + bank * 4 + 1]
-    n_ranks = S[H_RANKS]
-    first_rank = S[H_CHANNELS] + channel * n_ranks
-    bpg = S[H_BANKS_PER_GROUP]
     for step in range(1 + n_ranks + 2 * (last - first)):
         if step == 0:
             lvl, node = 0, channel
@@ -220,16 +232,4 @@ def issue(S, cmd, bank, row, tick):
                 lvl, node = 2, S[off_anc + b * 4 + 2]
             else:
                 continue
-        _raise(S, lvl, cmd, node, tick)
-    ncmd = S[H_NCMD]
-    wrw = 3 + 2 * ncmd
-    hw = 2 + S[H_WMAX]
-    for w in range(S[H_W]):
-        r = S[H_WRULE] + w * wrw
-        if S[r + 3 + cmd]:
-            h = S[H_WHIST] + (w * S[H_NNODES] + S[off_anc + bank * 4 + S[r]]) * hw
-            count = S[r + 1]
-            S[h + 2 + S[h + 1]] = tick
-            S[h + 1] = (S[h + 1] + 1) % count
-            if S[h] < count:
-                S[h] += 1
+        _raise(S, off_lat + (lvl * ncmd + cmd) * ncmd, off_ready + node * ncmd, ncmd, tick)
