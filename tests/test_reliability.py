@@ -258,7 +258,8 @@ def test_sigterm_during_run_leaves_no_folder(tmp_path):
 def test_signal_landing_in_numba_code_is_raised_in_the_hwsim_caller_once_numba_returns(tmp_path):
     """A signal that is handled inside numba's own Python code (a kernel's callback as it returns)
     raises nothing there; it is raised in the hwsim frame that called numba, at its very next line
-    (a re-delivery timer used to land in the next kernel's callback every time)."""
+    (a re-delivery timer used to land in the next kernel's callback every time). A second signal
+    meanwhile is raised there too, once."""
     import importlib.util
     import signal
     import sys
@@ -277,6 +278,7 @@ def test_signal_landing_in_numba_code_is_raised_in_the_hwsim_caller_once_numba_r
     numba_like = module("numba", "import os, signal\n"
                         "def kernel_callback(log):\n"
                         "    os.kill(os.getpid(), signal.SIGTERM)\n"
+                        "    os.kill(os.getpid(), signal.SIGTERM)\n"   # a second one while armed
                         "    log.append('callback finished')\n"
                         "    log.append('kernel returned')\n")
     hwsim_like = module("hwsim", "def caller(kernel, log):\n"
