@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import networkx as nx
 
-from hwsim.config import build, spec
+from hwsim.config import build, field_path, spec
 from hwsim.errors import InputError
 from hwsim.graph import build_decode_graph, decode_step, graph_totals, ops_in_order
 from hwsim.models import ModelSpec, load_model
@@ -67,7 +67,7 @@ class DeviceSpec:
 
     def validate(self, file: str | None, path: str) -> None:
         def fail(field: str, message: str) -> None:
-            raise InputError(file, f"{path}.{field}" if path else field, message)
+            raise InputError(file, field_path(path, field), message)
 
         for field in ("eta_m", "eta_c"):
             if getattr(self, field) > 1:

@@ -167,11 +167,11 @@ def build(cls: type, data: Any, *, file: str | None = None, path: str = "") -> A
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = [k for k in data if k not in fields]
     if unknown:
-        raise InputError(file, _join(path, str(unknown[0])),
+        raise InputError(file, field_path(path, str(unknown[0])),
                          f"unknown key; valid keys: {', '.join(sorted(fields))}")
     kwargs = {}
     for name, f in fields.items():
-        fpath = _join(path, name)
+        fpath = field_path(path, name)
         if name not in data:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise InputError(file, fpath, f"missing required field ({f.metadata.get('doc', '')})")
@@ -197,7 +197,8 @@ def _check_range(f: dataclasses.Field, value: Any, file: str | None, path: str) 
         raise InputError(file, path, f"got {value!r}; expected one of {', '.join(map(str, choices))}")
 
 
-def _join(path: str, name: str) -> str:
+def field_path(path: str, name: str) -> str:
+    """The dotted path of field `name` under `path` (error messages)."""
     return f"{path}.{name}" if path else name
 
 

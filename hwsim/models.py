@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hwsim.config import build, spec
+from hwsim.config import build, field_path, spec
 from hwsim.errors import InputError
 from hwsim.presets import list_presets, preset_or_mapping
 
@@ -29,7 +29,7 @@ class ModelSpec:
 
     def validate(self, file: str | None, path: str) -> None:
         if self.d_model % self.n_heads:
-            where = f"{path}.n_heads" if path else "n_heads"
+            where = field_path(path, "n_heads")
             raise InputError(file, where, f"got {self.n_heads}; d_model={self.d_model} is not divisible by it")
 
     @property

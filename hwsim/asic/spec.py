@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hwsim.config import build, spec
+from hwsim.config import build, field_path, spec
 from hwsim.errors import InputError
 from hwsim.presets import preset_or_mapping
 
@@ -74,7 +74,7 @@ class AsicSpec:
 
     def validate(self, file: str | None, path: str) -> None:
         if self.gelu_tanh_degree % 2 == 0:
-            raise InputError(file, _join(path, "gelu_tanh_degree"),
+            raise InputError(file, field_path(path, "gelu_tanh_degree"),
                              f"got {self.gelu_tanh_degree}; expected an odd degree (tanh is odd)")
 
     @property
@@ -89,9 +89,6 @@ class AsicSpec:
         """Aggregate link bandwidth over `channels` interfaces (GB/s = B/ns)."""
         return self.link.GBps_per_channel * channels
 
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
 
 
 def load_asic(value: Any = "pim_gpt_asic", file: str | None = None, path: str = "asic") -> AsicSpec:

@@ -31,7 +31,7 @@ import numpy as np
 from numba import njit
 
 from hwsim import invariants
-from hwsim.config import build, spec
+from hwsim.config import build, field_path, spec
 from hwsim.dram_pim.commands import N_CMDS, Cmd
 from hwsim.dram_pim.controller import CommandLog, command_csv, trace_rows
 from hwsim.dram_pim.constraints import compile_timing
@@ -84,22 +84,22 @@ class PimSpec:
     name: str = spec("preset name", default="custom")
 
     def validate(self, file, path):
-        where = (lambda f: f"{path}.{f}" if path else f)
         if self.dram not in list_presets("dram"):
-            raise InputError(file, where("dram"),
+            raise InputError(file, field_path(path, "dram"),
                              f"unknown dram preset {self.dram!r}; valid: {', '.join(list_presets('dram'))}")
         ds = load_dram_spec(preset=self.dram, overrides=self.dram_overrides or None, file=file,
-                            path=where("dram_overrides"))
+                            path=field_path(path, "dram_overrides"))
         o = ds.organization
         if o.ranks != 1:
-            raise InputError(file, where("dram_overrides"), f"got {o.ranks} ranks; the PIM model needs 1 rank per "
-                                                            "channel (all-bank commands act on one rank)")
+            raise InputError(file, field_path(path, "dram_overrides"),
+                             f"got {o.ranks} ranks; the PIM model needs 1 rank per channel (all-bank commands act "
+                             "on one rank)")
         if self.mac_lanes * self.element_bytes != o.burst_bytes:
-            raise InputError(file, where("mac_lanes"),
+            raise InputError(file, field_path(path, "mac_lanes"),
                              f"got {self.mac_lanes}; mac_lanes x element_bytes must equal the {o.burst_bytes} B "
                              f"column a MAC_AB reads (expected {o.burst_bytes // self.element_bytes})")
         if self.global_buffer_bytes % o.burst_bytes:
-            raise InputError(file, where("global_buffer_bytes"),
+            raise InputError(file, field_path(path, "global_buffer_bytes"),
                              f"got {self.global_buffer_bytes}; expected a multiple of the {o.burst_bytes} B burst")
 
     # ---- derived ---------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from hwsim.config import build, deep_merge, load_yaml, spec
+from hwsim.config import build, deep_merge, field_path, load_yaml, spec
 from hwsim.errors import InputError
 from hwsim.presets import load_preset, preset_payload
 
@@ -98,14 +98,14 @@ class Timing:
     def validate(self, file, path):
         # tRAS and tRP are each rounded up to whole cycles, so nRC may sit one cycle under their sum.
         if self.nRC < self.nRAS + self.nRP - 1:
-            raise InputError(file, f"{path}.nRC" if path else "nRC",
+            raise InputError(file, field_path(path, "nRC"),
                              f"got {self.nRC}; expected nRC >= nRAS + nRP - 1 = {self.nRAS + self.nRP - 1} "
                              "(one cycle of rounding slack)")
         if self.nREFI <= self.nRFC:
-            raise InputError(file, f"{path}.nREFI" if path else "nREFI",
+            raise InputError(file, field_path(path, "nREFI"),
                              f"got {self.nREFI}; expected nREFI > nRFC = {self.nRFC}")
         if self.nRAS < self.nRCD_RD:
-            raise InputError(file, f"{path}.nRAS" if path else "nRAS",
+            raise InputError(file, field_path(path, "nRAS"),
                              f"got {self.nRAS}; expected nRAS >= nRCD_RD = {self.nRCD_RD}")
 
 
@@ -135,7 +135,7 @@ class Controller:
 
     def validate(self, file, path):
         if not (self.write_low_watermark < self.write_high_watermark <= 1.0):
-            raise InputError(file, f"{path}.write_low_watermark" if path else "write_low_watermark",
+            raise InputError(file, field_path(path, "write_low_watermark"),
                              f"got low={self.write_low_watermark}, high={self.write_high_watermark}; "
                              "expected 0 <= low < high <= 1")
 
@@ -156,13 +156,13 @@ class DramSpec:
     def validate(self, file, path):
         fields = self.address_mapping
         if sorted(fields) != sorted(ADDRESS_FIELDS):
-            raise InputError(file, f"{path}.address_mapping" if path else "address_mapping",
+            raise InputError(file, field_path(path, "address_mapping"),
                              f"got {list(fields)!r}; expected each of {', '.join(ADDRESS_FIELDS)} exactly once "
                              f"or one of {', '.join(NAMED_MAPPINGS)}")
         for fname in ("channels", "ranks", "bankgroups", "banks_per_group", "rows", "columns", "burst_bytes"):
             v = getattr(self.organization, fname)
             if v & (v - 1):
-                raise InputError(file, f"{path}.organization.{fname}" if path else f"organization.{fname}",
+                raise InputError(file, field_path(path, f"organization.{fname}"),
                                  f"got {v}; expected a power of two (address bits are sliced)")
 
     @property
@@ -207,7 +207,7 @@ def load_dram_spec(*, preset: str | None = None, spec_file: str | None = None,
     if (preset is None) == (spec_file is None):
         raise InputError(file, path or "dram", "give exactly one of a preset name or a spec file")
     if preset is not None:
-        raw = preset_payload(load_preset("dram", preset, file=file, path=f"{path}.preset" if path else "preset"))
+        raw = preset_payload(load_preset("dram", preset, file=file, path=field_path(path, "preset")))
         raw.setdefault("name", preset)
         src = file
     else:

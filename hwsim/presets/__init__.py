@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from hwsim.config import deep_merge, parse_yaml
+from hwsim.config import deep_merge, field_path, parse_yaml
 from hwsim.errors import InputError
 
 KINDS = ("dram", "pim", "asic", "gpu", "cpu", "energy", "models")
@@ -56,5 +56,5 @@ def preset_or_mapping(kind: str, value, *, file: str | None, path: str, default:
     if "preset" not in value:
         return value
     name = value["preset"]
-    data = preset_payload(load_preset(kind, name, file=file, path=f"{path}.preset" if path else "preset"))
+    data = preset_payload(load_preset(kind, name, file=file, path=field_path(path, "preset")))
     return deep_merge({"name": name, **data}, {k: v for k, v in value.items() if k != "preset"})

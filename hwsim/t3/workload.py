@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hwsim import invariants, progress
-from hwsim.config import spec
+from hwsim.config import field_path, spec
 from hwsim.errors import InputError
 from hwsim.t3.params import SystemParams
 
@@ -58,17 +58,16 @@ class T3Workload:
     energy: str = spec("energy table preset", default="t3_hbm2")
 
     def validate(self, file, path):
-        def at(p):
-            return f"{path}.{p}" if path else p
         h, n = self.model.hidden, self.tp
         if h % n:
-            raise InputError(file, at("tp"), f"got {n}; the TP degree must divide the hidden size "
-                                             f"model.hidden = {h}")
+            raise InputError(file, field_path(path, "tp"),
+                             f"got {n}; the TP degree must divide the hidden size model.hidden = {h}")
         if h % 16:
-            raise InputError(file, at("model.hidden"), f"got {h}; expected a multiple of 16 (32-byte bursts)")
+            raise InputError(file, field_path(path, "model.hidden"),
+                             f"got {h}; expected a multiple of 16 (32-byte bursts)")
         if self.tokens % n:
-            raise InputError(file, at("tokens"), f"got {self.tokens}; expected a multiple of tp = {n} "
-                                                 "(one output chunk of T/N rows per GPU)")
+            raise InputError(file, field_path(path, "tokens"),
+                             f"got {self.tokens}; expected a multiple of tp = {n} (one output chunk of T/N rows per GPU)")
 
     @property
     def gemm_shape(self) -> tuple[int, int, int]:
