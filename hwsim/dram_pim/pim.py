@@ -306,6 +306,95 @@ def _issue_pim(st, cmd, bank, row, start_tick, channel_tick, out_tick, ref_on, n
     return n_ref
 
 
+_MAC_AB = int(Cmd.MAC_AB)
+_CMD_NAMES = tuple(Cmd(c).name for c in range(N_CMDS))
+_MODE_PHASE = PHASES.index("mode")
+
+
+@njit(cache=True)
+def _summarise(tick, cmd, bank, sw, start, bpc, done_off, phase_of, opens, closes, nccd_l, mode_cycles,
+               end_c, last_c, counts, acc, dangling):
+    """Totals of one timed instruction (commands channel-major, in tick order within a channel).
+
+    Fills, per channel, `end_c` (when its last command's effect is done) and `last_c` (its last
+    issue tick), both preset to `start`; `counts` per command; `acc`, the critical channel's cycles
+    by phase: each command's gap to the one before it on that channel goes to its own phase, except
+    a TMOD wait (at most `mode_cycles` before a command that changed the mode, `sw`) and a MAC_AB's
+    gap beyond nCCD_L, which go to the mode phase and to the phase of the command before; the tail
+    after the last issue goes to the phase of the command finishing last. Returns the channels'
+    summed row-open cycles (open and close commands alternate within a channel; a row still open at
+    the end counts until the channel's end). `dangling` is zeroed scratch of one entry per channel."""
+    n = tick.shape[0]
+    active = 0
+    for k in range(n):
+        c = bank[k] // bpc
+        ck = cmd[k]
+        counts[ck] += 1
+        done = tick[k] + done_off[ck]
+        if done > end_c[c]:
+            end_c[c] = done
+        if tick[k] > last_c[c]:
+            last_c[c] = tick[k]
+        if opens[ck]:
+            active -= tick[k]
+            dangling[c] += 1
+        elif closes[ck]:
+            active += tick[k]
+            dangling[c] -= 1
+    crit = 0
+    for c in range(end_c.shape[0]):
+        if dangling[c] > 0:
+            active += dangling[c] * end_c[c]
+        if end_c[c] > end_c[crit]:
+            crit = c
+    prev_t = start
+    prev_ck = -1
+    last_t = start
+    best_done = -1
+    best_ck = -1
+    for k in range(n):
+        if bank[k] // bpc != crit:
+            continue
+        ck = cmd[k]
+        gap = tick[k] - prev_t
+        if sw[k] == 1:
+            mode_part = min(gap, mode_cycles)
+            gap -= mode_part
+            acc[_MODE_PHASE] += mode_part
+        base_gap = min(gap, nccd_l) if ck == _MAC_AB else gap
+        acc[phase_of[ck]] += base_gap
+        acc[phase_of[ck if prev_ck < 0 else prev_ck]] += gap - base_gap
+        done = tick[k] + done_off[ck]
+        if done > best_done:
+            best_done = done
+            best_ck = ck
+        prev_t = tick[k]
+        prev_ck = ck
+        last_t = tick[k]
+    if best_ck >= 0:
+        acc[phase_of[best_ck]] += end_c[crit] - last_t
+    return active
+
+
+@njit(cache=True)
+def _canonical_hist(hist, start, win_count, floor, out):
+    """Window-rule histories `hist` [rule, node, (n, pos, ticks...)] relative to `start`, into the
+    zeroed `out`: each ring rotated to chronological order and full, entries older than the longest
+    window clamped to `floor` (a missing entry and an entry that old constrain nothing, now or after
+    later ACTs)."""
+    for w in range(hist.shape[0]):
+        count = win_count[w]
+        for node in range(hist.shape[1]):
+            n = hist[w, node, 0]
+            pos = hist[w, node, 1]
+            out[w, node, 0] = count
+            for k in range(count):
+                v = floor
+                if k >= count - n:
+                    v = max(hist[w, node, 2 + (pos - count + k) % count] - start, floor)
+                out[w, node, 2 + k] = v
+
+
 # ------------------------------------------------------------------------------------------------
 # The timed PIM system
 # ------------------------------------------------------------------------------------------------
@@ -499,18 +588,9 @@ class PimSystem:
 
     # ---- internals -------------------------------------------------------------------------------
     def _rel_hist(self, start: int) -> np.ndarray:
-        """Window-rule (tFAW) histories relative to `start`, in a canonical form: each ring rotated to
-        chronological order and full, entries older than the longest window clamped to one floor value
-        (a missing entry and an entry that old constrain nothing, now or after later ACTs)."""
-        h = self.device.win_hist
-        out = np.zeros_like(h)
-        for w, count in enumerate(self._win_count.tolist()):
-            n, pos = h[w, :, 0:1], h[w, :, 1:2]
-            k = np.arange(count)[None, :]
-            slot = (pos - count + k) % count
-            vals = np.take_along_axis(h[w, :, 2:2 + count], slot, axis=1) - start
-            out[w, :, 2:2 + count] = np.where(k >= count - n, np.maximum(vals, self._hist_floor), self._hist_floor)
-            out[w, :, 0] = count
+        """Window-rule (tFAW) histories relative to `start`, in a canonical form (`_canonical_hist`)."""
+        out = np.zeros_like(self.device.win_hist)
+        _canonical_hist(self.device.win_hist, int(start), self._win_count, self._hist_floor, out)
         return out
 
     def _rel_state(self, start: int, base: int) -> bytes:
@@ -586,50 +666,21 @@ class PimSystem:
         else:
             tick, cmd, bank, row, col = out, low.cmd, low.bank, low.row, low.col
             sw = out_sw
-        B = self.spec.banks_per_channel
         C = self.spec.channels
-        ch = bank // B
-        # Commands are channel-major and in tick order within a channel (refreshes spliced in place).
-        done = tick + self._done[cmd]
         end_c = np.full(C, start, np.int64)
-        np.maximum.at(end_c, ch, done)
         last_c = np.full(C, start, np.int64)
-        np.maximum.at(last_c, ch, tick)
+        counts = np.zeros(N_CMDS, np.int64)
+        acc = np.zeros(len(PHASES), np.int64)
+        active = _summarise(tick, cmd, bank, sw, int(start), self.spec.banks_per_channel, self._done, _PHASE_OF,
+                            _OPENS, _CLOSES, t.nCCD_L, int(self.spec.mode_switch_cycles), end_c, last_c, counts,
+                            acc, np.zeros(C, np.int64))
         end = int(end_c.max())
-        counts = np.bincount(cmd, minlength=N_CMDS)
-        # Phase split on the critical channel.
-        cycles = dict.fromkeys(PHASES, 0)
-        if n + n_ref:
-            crit = int(np.argmax(end_c))
-            sel = ch == crit
-            tk, cm = tick[sel], cmd[sel]
-            if len(tk):
-                gap = np.diff(tk, prepend=start)
-                # the TMOD wait before a command that changed the mode (at most nMODCH of its gap)
-                mode_part = np.where(sw[sel] == 1, np.minimum(gap, self.spec.mode_switch_cycles), 0)
-                gap = gap - mode_part
-                prev = np.concatenate((cm[:1], cm[:-1]))
-                ph = _PHASE_OF[cm].copy()
-                is_mac = cm == Cmd.MAC_AB
-                base_gap = np.where(is_mac, np.minimum(gap, t.nCCD_L), gap)
-                extra = gap - base_gap
-                acc = np.bincount(ph, weights=base_gap, minlength=len(PHASES))
-                acc += np.bincount(_PHASE_OF[prev], weights=extra, minlength=len(PHASES))
-                acc[PHASES.index("mode")] += int(mode_part.sum())
-                tail = int(end_c[crit] - tk[-1])
-                acc[_PHASE_OF[cm[int(np.argmax(done[sel]))]]] += tail
-                cycles = {p: int(v) for p, v in zip(PHASES, acc)}
-        # Bank-open time per channel: opens and closes alternate within each channel.
-        opens = _OPENS[cmd]
-        closes = _CLOSES[cmd]
-        active = int(tick[closes].sum() - tick[opens].sum())
-        dangling = np.bincount(ch[opens], minlength=C) - np.bincount(ch[closes], minlength=C)
-        active += int((np.maximum(dangling, 0) * end_c).sum())
+        cycles = {p: int(v) for p, v in zip(PHASES, acc.tolist())}
         bb = self.spec.burst_bytes
         bytes_in = int(counts[Cmd.WR_GB] + counts[Cmd.WR] + counts[Cmd.WRA] + counts[Cmd.WR_BIAS]) * bb
         bytes_out = int(counts[Cmd.RD_MAC] + counts[Cmd.RD] + counts[Cmd.RDA]) * bb
         res = VmmResult(name, start, end, self.tCK_ps, C,
-                        {Cmd(c).name: int(v) for c, v in enumerate(counts) if v},
+                        {_CMD_NAMES[c]: v for c, v in enumerate(counts.tolist()) if v},
                         low.bank_accesses - low.row_misses, low.row_misses, bytes_in, bytes_out, low.macs,
                         cycles, max(active, 0), int(counts[Cmd.REFab]), int(switches.sum()),
                         tuple(int(e) for e in end_c))

@@ -25,6 +25,7 @@ Appending token t (k_t, v_t), with normal DRAM commands:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -183,21 +184,26 @@ class KvLayout:
     def append_commands(self, layer: int, token: int) -> LoweredOp:
         """ACT/WR/PRE commands writing k_t (row-major) and v_t (column-major), channel-major order."""
         self._check(layer, token=token)
+        rel = _append_rel(self, int(token))
+        return dataclasses.replace(rel, row=rel.row + layer * self.rows_per_layer)
+
+    def _append_layer0(self, t: int) -> LoweredOp:
+        """`append_commands(0, t)`: every layer's stream is this one with its rows shifted by the
+        layer's offset (the layers' K and V regions have the same layout)."""
         C, B, L = self.channels, self.banks, self.lanes
-        t = int(token)
         # K: all heads of token t, one bank.
         h = np.arange(self.n_heads, dtype=np.int64)
         kch, kbk, krow, kcol = self._k_addr(np.full_like(h, t), h)
         kch, kbk = int(kch[0]), int(kbk[0])
         per_head = -(-self.d_head // L)
-        kr = np.repeat(krow + self.k_base(layer), per_head)
+        kr = np.repeat(krow + self.k_base(0), per_head)
         kc = np.repeat(kcol // L, per_head) + np.tile(np.arange(per_head, dtype=np.int64), self.n_heads)
         o = np.lexsort((kc, kr))
         kr, kc = kr[o], kc[o]
         # V: every dim group, one element per bank.
         gid = np.arange(self.n_dim_groups, dtype=np.int64)
         vch, vslot = self._v_group(gid)
-        vrow = self.v_base(layer) + vslot * self.rows_per_dim + t // self.tokens_per_row
+        vrow = self.v_base(0) + vslot * self.rows_per_dim + t // self.tokens_per_row
         vcol = (t % self.tokens_per_row) // L
         nb = np.minimum(B, self.d_head - (gid % self.groups_per_head) * B)   # banks holding a dim
         cmds, banks, rows, cols = [], [], [], []
@@ -244,6 +250,11 @@ class KvLayout:
     def append_bytes(self) -> int:
         """Useful bytes of one token's k and v (the bus carries whole bursts: see the op's bytes_in)."""
         return 2 * self.d_model * 2
+
+
+@lru_cache(maxsize=64)
+def _append_rel(kv: KvLayout, token: int) -> LoweredOp:
+    return kv._append_layer0(token)
 
 
 @lru_cache(maxsize=4096)
