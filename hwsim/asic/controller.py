@@ -168,10 +168,7 @@ class PimSystemPort:
         return out
 
     def _refresh(self, tick: int) -> tuple[int, list]:
-        s = self.system
-        if not s.refresh_due(tick):
-            return tick, []
-        r = s.flush_refresh(start_tick=tick)
+        r = self.system.flush_refresh(start_tick=tick)
         return (r.end_tick, [r]) if r is not None else (tick, [])
 
     def _wrap(self, start_tick: int, pre: list, r) -> PimOpResult:

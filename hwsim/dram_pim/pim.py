@@ -316,14 +316,19 @@ def _summarise(tick, cmd, bank, sw, start, bpc, done_off, phase_of, opens, close
                end_c, last_c, counts, acc, dangling):
     """Totals of one timed instruction (commands channel-major, in tick order within a channel).
 
-    Fills, per channel, `end_c` (when its last command's effect is done) and `last_c` (its last
-    issue tick), both preset to `start`; `counts` per command; `acc`, the critical channel's cycles
+    Overwrites, per channel, `end_c` (when its last command's effect is done, at least `start`) and
+    `last_c` (its last issue tick, at least `start`); `counts` per command; `acc`, the critical channel's cycles
     by phase: each command's gap to the one before it on that channel goes to its own phase, except
     a TMOD wait (at most `mode_cycles` before a command that changed the mode, `sw`) and a MAC_AB's
     gap beyond nCCD_L, which go to the mode phase and to the phase of the command before; the tail
     after the last issue goes to the phase of the command finishing last. Returns the channels'
     summed row-open cycles (open and close commands alternate within a channel; a row still open at
-    the end counts until the channel's end). `dangling` is zeroed scratch of one entry per channel."""
+    the end counts until the channel's end). `dangling` is scratch of one entry per channel."""
+    end_c[:] = start
+    last_c[:] = start
+    counts[:] = 0
+    acc[:] = 0
+    dangling[:] = 0
     n = tick.shape[0]
     active = 0
     for k in range(n):
@@ -374,6 +379,58 @@ def _summarise(tick, cmd, bank, sw, start, bpc, done_off, phase_of, opens, close
     if best_ck >= 0:
         acc[phase_of[best_ck]] += end_c[crit] - last_t
     return active
+
+
+_PREA = int(Cmd.PREA)
+
+
+@njit(cache=True)
+def _flush_refresh(st, start, nrefi, ref_issued, channel_tick, mode, reg_mode, nmodch, switches, cmd, bank, row,
+                   out_tick, out_sw, ref_scratch, done_off, phase_of, opens, closes, nccd_l, end_c, last_c,
+                   counts, acc, dangling):
+    """Every REFab owed at boundary `start` (per channel: floor(start / nrefi) - ref_issued[c]),
+    preceded by a PREA where a bank of the channel is open, issued in order and summarised as
+    `_summarise` does (its outputs: end_c ... dangling). Fills cmd/bank/row (-1) and out_tick,
+    out_sw for the commands and advances ref_issued. Returns (status, n, active): status 0 with the
+    number of commands n (0: nothing owed, nothing changed) and the summed row-open cycles; 1 if
+    the buffers are shorter than the n commands needed (nothing changed); 2 if command n breaks
+    its bank-state precondition."""
+    bpc = st[H_BANKS_PER_CHANNEL]
+    off_open = st[H_OPEN]
+    n_ch = ref_issued.shape[0]
+    n = 0
+    for c in range(n_ch):
+        owed = start // nrefi - ref_issued[c]
+        if owed > 0:
+            n += owed + 1
+    if n > cmd.shape[0]:
+        return 1, n, 0
+    n = 0
+    for c in range(n_ch):
+        owed = start // nrefi - ref_issued[c]
+        if owed <= 0:
+            continue
+        for b in range(c * bpc, (c + 1) * bpc):
+            if st[off_open + b] != -1:
+                cmd[n] = _PREA
+                bank[n] = c * bpc
+                n += 1
+                break
+        for _ in range(owed):
+            cmd[n] = _REFAB
+            bank[n] = c * bpc
+            n += 1
+        ref_issued[c] += owed
+    if n == 0:
+        return 0, 0, 0
+    for k in range(n):
+        row[k] = -1
+    ret = _issue_pim(st, cmd[:n], bank[:n], row[:n], start, channel_tick, out_tick[:n], False, nrefi, 1,
+                     ref_issued, ref_scratch, ref_scratch, ref_scratch, mode, reg_mode, nmodch, switches, out_sw[:n])
+    if ret < 0:
+        return 2, -ret - 2, 0
+    return 0, n, _summarise(out_tick[:n], cmd[:n], bank[:n], out_sw[:n], start, bpc, done_off, phase_of, opens,
+                            closes, nccd_l, nmodch, end_c, last_c, counts, acc, dangling)
 
 
 @njit(cache=True)
@@ -438,6 +495,13 @@ class PimSystem:
         self._hist_floor = -int(max(ct.win_lat.max(), 0)) - 1
         self._win_count = ct.win_count.astype(np.int64)
         self._memo: OrderedDict[tuple, _MemoEntry] = OrderedDict()   # least recently used first
+        C = pim_spec.channels
+        # `_summarise` outputs (end_c, last_c, counts, acc, dangling), overwritten by every instruction
+        self._scratch = (np.zeros(C, np.int64), np.zeros(C, np.int64), np.zeros(N_CMDS, np.int64),
+                         np.zeros(len(PHASES), np.int64), np.zeros(C, np.int64))
+        # `_flush_refresh` command buffers (cmd, bank, row, tick, mode-switch flag), grown on demand
+        self._flush_buf = tuple(np.zeros(C * (pim_spec.max_postponed_refreshes + 2), np.int64) for _ in range(5))
+        self._flush_ref_scratch = np.zeros(1, np.int64)
         self.reset()
 
     # ---- state -----------------------------------------------------------------------------------
@@ -540,23 +604,30 @@ class PimSystem:
         start = self.tick if start_tick is None else max(self.tick, int(start_tick))
         if self.spec.refresh == "none":
             return None
-        owed = start // self.dram.timing.nREFI - self.ref_issued
-        if owed.max() <= 0:
+        t = self.dram.timing
+        switches = np.zeros(self.spec.channels, np.int64)
+        while True:
+            cmd, bank, row, tick, sw = self._flush_buf
+            status, n, active = _flush_refresh(self.device.state, int(start), t.nREFI, self.ref_issued,
+                                               self.issuer.channel_tick, self.mode, REGISTER_MODE,
+                                               int(self.spec.mode_switch_cycles), switches, cmd, bank, row, tick, sw,
+                                               self._flush_ref_scratch, self._done, _PHASE_OF, _OPENS, _CLOSES,
+                                               t.nCCD_L, *self._scratch)
+            if status != 1:
+                break
+            self._flush_buf = tuple(np.zeros(2 * n, np.int64) for _ in range(5))
+        if status == 2:
+            raise RuntimeError(f"illegal refresh stream: {Cmd(int(cmd[n])).name} to bank {int(bank[n])} breaks its "
+                               "bank-state precondition (internal error)")
+        if n == 0:
             return None
-        B = self.spec.banks_per_channel
-        cmds, banks = [], []
-        for c in range(self.spec.channels):
-            n = int(owed[c])
-            if n <= 0:
-                continue
-            if (self.device.open_row[c * B:(c + 1) * B] != -1).any():
-                cmds.append(int(Cmd.PREA)); banks.append(c * B)
-            cmds += [int(Cmd.REFab)] * n
-            banks += [c * B] * n
-        low = LoweredOp(np.array(cmds, np.int64), np.array(banks, np.int64), np.full(len(cmds), -1, np.int64),
-                        np.full(len(cmds), -1, np.int64), macs=0, bank_accesses=0, row_misses=0)
-        self.ref_issued += np.maximum(owed, 0)
-        res, _ = self._run(low, "refresh", start, want_memo=False)
+        res = self._result("refresh", start, active, switches, 0, 0, 0)
+        trace = None
+        if self.record:
+            trace = CommandLog(tick[:n].copy(), cmd[:n].copy(), bank[:n].copy(), row[:n].copy(),
+                               np.full(n, -1, np.int64))
+            res = dataclasses.replace(res, trace=trace)
+        self._account(res, trace, self._scratch[2])
         return res
 
     # ---- totals ----------------------------------------------------------------------------------
@@ -666,24 +737,13 @@ class PimSystem:
         else:
             tick, cmd, bank, row, col = out, low.cmd, low.bank, low.row, low.col
             sw = out_sw
-        C = self.spec.channels
-        end_c = np.full(C, start, np.int64)
-        last_c = np.full(C, start, np.int64)
-        counts = np.zeros(N_CMDS, np.int64)
-        acc = np.zeros(len(PHASES), np.int64)
+        end_c, last_c, counts, acc, dangling = self._scratch
         active = _summarise(tick, cmd, bank, sw, int(start), self.spec.banks_per_channel, self._done, _PHASE_OF,
                             _OPENS, _CLOSES, t.nCCD_L, int(self.spec.mode_switch_cycles), end_c, last_c, counts,
-                            acc, np.zeros(C, np.int64))
-        end = int(end_c.max())
-        cycles = {p: int(v) for p, v in zip(PHASES, acc.tolist())}
-        bb = self.spec.burst_bytes
-        bytes_in = int(counts[Cmd.WR_GB] + counts[Cmd.WR] + counts[Cmd.WRA] + counts[Cmd.WR_BIAS]) * bb
-        bytes_out = int(counts[Cmd.RD_MAC] + counts[Cmd.RD] + counts[Cmd.RDA]) * bb
-        res = VmmResult(name, start, end, self.tCK_ps, C,
-                        {_CMD_NAMES[c]: v for c, v in enumerate(counts.tolist()) if v},
-                        low.bank_accesses - low.row_misses, low.row_misses, bytes_in, bytes_out, low.macs,
-                        cycles, max(active, 0), int(counts[Cmd.REFab]), int(switches.sum()),
-                        tuple(int(e) for e in end_c))
+                            acc, dangling)
+        res = self._result(name, start, active, switches, low.bank_accesses - low.row_misses, low.row_misses,
+                           low.macs)
+        end = res.end_tick
         trace = CommandLog(tick, cmd, bank, row, col) if self.record else None
         if trace is not None:
             res = dataclasses.replace(res, trace=trace)
@@ -691,13 +751,26 @@ class PimSystem:
         if want_memo and n_ref == 0 and base is not None:
             entry = _MemoEntry(
                 dataclasses.replace(res, start_tick=0, end_tick=end - start, trace=None,
-                                    channel_end_tick=tuple(int(e) - start for e in end_c)),
+                                    channel_end_tick=tuple(e - start for e in res.channel_end_tick)),
                 np.maximum(d.ready - start, 0), np.where(d.open_row >= 0, d.open_row - base, -1),
                 self._rel_hist(start),
                 np.maximum(self.issuer.channel_tick - start, 0), self.mode.copy(), last_c - start,
                 (tick - start, cmd, bank, np.where(row >= 0, row - base, row), col) if self.record else None)
         self._account(res, trace, counts)
         return res, entry
+
+    def _result(self, name: str, start: int, active: int, switches: np.ndarray, row_hits: int, row_misses: int,
+                macs: int) -> VmmResult:
+        """The VmmResult of the instruction `_summarise` just totalled into the scratch arrays."""
+        end_c, _, counts, acc, _ = self._scratch
+        n = counts.tolist()
+        bb = self.spec.burst_bytes
+        return VmmResult(name, start, int(end_c.max()), self.tCK_ps, self.spec.channels,
+                         {_CMD_NAMES[c]: v for c, v in enumerate(n) if v}, row_hits, row_misses,
+                         (n[Cmd.WR_GB] + n[Cmd.WR] + n[Cmd.WRA] + n[Cmd.WR_BIAS]) * bb,
+                         (n[Cmd.RD_MAC] + n[Cmd.RD] + n[Cmd.RDA]) * bb, macs,
+                         dict(zip(PHASES, acc.tolist())), max(active, 0), n[Cmd.REFab], int(switches.sum()),
+                         tuple(end_c.tolist()))
 
     def _account(self, res: VmmResult, trace: CommandLog | None, counts: np.ndarray | None = None) -> None:
         if counts is None:
