@@ -239,6 +239,56 @@ def test_memo_on_off_identical():
     assert any(r is not None and r.memo_hit for r in ra)
 
 
+def _dense_state(s: PimSystem, start: int, base: int) -> bytes:
+    """Reference for the memo key: the whole device state relative to `start` (rows to `base`)."""
+    d = s.device
+    h = d.win_hist
+    hist = np.zeros_like(h)
+    for w, count in enumerate(s._win_count.tolist()):
+        n, pos = h[w, :, 0:1], h[w, :, 1:2]
+        k = np.arange(count)[None, :]
+        vals = np.take_along_axis(h[w, :, 2:2 + count], (pos - count + k) % count, axis=1) - start
+        hist[w, :, 2:2 + count] = np.where(k >= count - n, np.maximum(vals, s._hist_floor), s._hist_floor)
+    parts = (np.maximum(d.ready - start, 0), np.where(d.open_row >= 0, d.open_row - base, -1 - (1 << 40)), hist,
+             np.maximum(s.issuer.channel_tick - start, 0), s.mode)
+    return b"".join(a.tobytes() for a in parts)
+
+
+def test_memo_key_is_equal_exactly_when_the_relative_state_is():
+    s = PimSystem(pim(channels=2))
+    d = s.device
+    rng = np.random.default_rng(7)
+    seen = []   # (dense reference, memo key) over random states with few distinct values (so some repeat)
+    for _ in range(400):
+        start = int(rng.integers(1000, 1003))
+        d.ready[...] = start - 2 + rng.integers(0, 4, d.ready.shape) * (rng.random(d.ready.shape) < 0.01)
+        d.open_row[...] = np.where(rng.random(d.open_row.shape) < 0.02, rng.integers(0, 3, d.open_row.shape), -1)
+        h = d.win_hist
+        h[...] = 0
+        sel = rng.random(h.shape[1]) < 0.03
+        h[:, sel, 0] = rng.integers(0, 5, (h.shape[0], int(sel.sum())))
+        h[:, sel, 1] = rng.integers(0, 4, (h.shape[0], int(sel.sum())))
+        h[:, sel, 2:] = start + rng.integers(-60, 3, (h.shape[0], int(sel.sum()), h.shape[2] - 2))
+        s.issuer.channel_tick[...] = start + rng.integers(-1, 2, s.issuer.channel_tick.shape)
+        s.mode[...] = rng.integers(0, 2, s.mode.shape)
+        base = int(rng.integers(0, 2))
+        seen.append((_dense_state(s, start, base), s._rel_state(start, base)))
+    pairs = set(seen)
+    assert len(seen) > len(pairs) > 100                 # equal states occurred, and many different ones
+    assert len(pairs) == len({a for a, _ in seen}) == len({k for _, k in seen})   # key <-> state, one to one
+
+
+def test_flush_after_a_long_idle_grows_its_buffers():
+    ps = pim(channels=2)
+    s = PimSystem(ps, record=True)
+    nrefi = s.dram.timing.nREFI
+    s.advance_to(50 * nrefi + 1)                        # 50 owed per channel, more than the first buffers hold
+    r = s.flush_refresh()
+    assert r.commands == {"REFab": 100} and r.refreshes == 100
+    assert s.refresh_due(50 * nrefi + 1) == 0          # every REFab owed at the flush's start was issued
+    check(s.dram, s.trace_rows(), check_refresh=False)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(d_in=st.integers(1, 2500), d_out=st.integers(1, 300), channels=st.sampled_from([1, 2, 3, 4]))
 def test_latency_never_below_mac_floor(d_in, d_out, channels):

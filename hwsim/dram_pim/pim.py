@@ -433,23 +433,74 @@ def _flush_refresh(st, start, nrefi, ref_issued, channel_tick, mode, reg_mode, n
                             closes, nccd_l, nmodch, end_c, last_c, counts, acc, dangling)
 
 
+@njit(cache=True, inline="always")
+def _hist_entry(hist, w, node, k, count, start, floor):
+    """Entry k (0 = oldest) of window-rule ring hist[w, node] made full: relative to `start`,
+    clamped below at `floor` (a missing entry and one older than the longest window constrain
+    nothing, now or after later ACTs)."""
+    if k < count - hist[w, node, 0]:
+        return floor
+    return max(hist[w, node, 2 + (hist[w, node, 1] - count + k) % count] - start, floor)
+
+
 @njit(cache=True)
 def _canonical_hist(hist, start, win_count, floor, out):
     """Window-rule histories `hist` [rule, node, (n, pos, ticks...)] relative to `start`, into the
-    zeroed `out`: each ring rotated to chronological order and full, entries older than the longest
-    window clamped to `floor` (a missing entry and an entry that old constrain nothing, now or after
-    later ACTs)."""
+    zeroed `out`, in a canonical form: each ring full (n = count, pos = 0), in chronological order
+    (`_hist_entry`)."""
     for w in range(hist.shape[0]):
         count = win_count[w]
         for node in range(hist.shape[1]):
-            n = hist[w, node, 0]
-            pos = hist[w, node, 1]
             out[w, node, 0] = count
             for k in range(count):
-                v = floor
-                if k >= count - n:
-                    v = max(hist[w, node, 2 + (pos - count + k) % count] - start, floor)
-                out[w, node, 2 + k] = v
+                out[w, node, 2 + k] = _hist_entry(hist, w, node, k, count, start, floor)
+
+
+@njit(cache=True)
+def _memo_key(ready, open_row, hist, channel_tick, mode, start, base, win_count, floor, out):
+    """The device state relative to `start` (and open rows to row `base`) as (position, value)
+    pairs written to `out`; returns how many values were written. Positions number the entries of
+    a fixed layout (ready ticks, open rows, window histories, channel command slots, channel modes)
+    and a pair is written only where the entry differs from its idle value (a ready tick not after
+    `start`, a closed bank, a history entry at `floor`, mode 0), so equal outputs <-> equal states,
+    in far fewer bytes than the dense state (the memo key is hashed at every lookup)."""
+    k = 0
+    pos = 0
+    for i in range(ready.shape[0]):
+        if ready[i] > start:
+            out[k] = pos
+            out[k + 1] = ready[i] - start
+            k += 2
+        pos += 1
+    for b in range(open_row.shape[0]):
+        if open_row[b] >= 0:
+            out[k] = pos
+            out[k + 1] = open_row[b] - base
+            k += 2
+        pos += 1
+    for w in range(hist.shape[0]):
+        count = win_count[w]
+        for node in range(hist.shape[1]):
+            for j in range(count):
+                v = _hist_entry(hist, w, node, j, count, start, floor)
+                if v != floor:
+                    out[k] = pos + j
+                    out[k + 1] = v - floor
+                    k += 2
+            pos += hist.shape[2]
+    for c in range(channel_tick.shape[0]):
+        if channel_tick[c] > start:
+            out[k] = pos
+            out[k + 1] = channel_tick[c] - start
+            k += 2
+        pos += 1
+    for c in range(mode.shape[0]):
+        if mode[c] != 0:
+            out[k] = pos
+            out[k + 1] = mode[c]
+            k += 2
+        pos += 1
+    return k
 
 
 # ------------------------------------------------------------------------------------------------
@@ -503,6 +554,8 @@ class PimSystem:
         self._flush_buf = tuple(np.zeros(C * (pim_spec.max_postponed_refreshes + 2), np.int64) for _ in range(5))
         self._flush_ref_scratch = np.zeros(1, np.int64)
         self.reset()
+        d = self.device   # `_memo_key` output: at most one (position, value) pair per state entry
+        self._key_buf = np.zeros(2 * (d.ready.size + d.open_row.size + d.win_hist.size + 2 * C), np.int64)
 
     # ---- state -----------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -668,10 +721,10 @@ class PimSystem:
         """Like `Device.snapshot(start)`, with open rows relative to the placement's first row and the
         channels' command slots: equal bytes -> identical behaviour from `start` on, up to a row offset."""
         d = self.device
-        rel = np.maximum(d.ready - start, 0)
-        orow = np.where(d.open_row >= 0, d.open_row - base + (1 << 40), -1)
-        ct = np.maximum(self.issuer.channel_tick - start, 0)
-        return b"".join(a.tobytes() for a in (rel, orow, self._rel_hist(start), ct, self.mode))
+        out = self._key_buf
+        n = _memo_key(d.ready.reshape(-1), d.open_row, d.win_hist, self.issuer.channel_tick, self.mode, int(start),
+                      int(base), self._win_count, self._hist_floor, out)
+        return out[:n].tobytes()
 
     def _memo_valid(self, entry: _MemoEntry, start: int) -> bool:
         """A stored run had no refresh inserted; it stays exact iff none would trigger now either."""
