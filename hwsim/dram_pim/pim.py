@@ -503,13 +503,33 @@ def _memo_key(ready, open_row, hist, channel_tick, mode, start, base, win_count,
     return k
 
 
+@njit(cache=True)
+def _restore(ready, e_ready, open_row, e_open, hist, e_hist, channel_tick, e_ct, mode, e_mode, start, base):
+    """Set the device state to a memo entry's end state (relative to start 0 and row 0) re-based at
+    tick `start` and row `base`."""
+    for i in range(ready.shape[0]):
+        ready[i] = e_ready[i] + start
+    for b in range(open_row.shape[0]):
+        open_row[b] = e_open[b] + base if e_open[b] >= 0 else -1
+    for w in range(hist.shape[0]):
+        for node in range(hist.shape[1]):
+            hist[w, node, 0] = e_hist[w, node, 0]
+            hist[w, node, 1] = e_hist[w, node, 1]
+            for j in range(2, hist.shape[2]):
+                hist[w, node, j] = e_hist[w, node, j] + start
+    for c in range(channel_tick.shape[0]):
+        channel_tick[c] = e_ct[c] + start
+        mode[c] = e_mode[c]
+
+
 # ------------------------------------------------------------------------------------------------
 # The timed PIM system
 # ------------------------------------------------------------------------------------------------
 @dataclass
 class _MemoEntry:
     result: VmmResult            # relative: start 0
-    ready: np.ndarray            # end state relative to start (clamped at 0)
+    counts: np.ndarray           # its commands per Cmd (for the totals)
+    ready: np.ndarray            # end state relative to start (clamped at 0), flat
     open_row: np.ndarray         # relative to the placement's first row (-1 closed)
     win_hist: np.ndarray         # [n, pos, ticks relative to start...]
     channel_tick: np.ndarray     # relative
@@ -569,6 +589,7 @@ class PimSystem:
         self.macs = 0
         self.active_channel_cycles = 0
         self.ref_issued = np.zeros(self.spec.channels, dtype=np.int64)
+        self._refresh_from = self.dram.timing.nREFI   # first tick at which some channel owes a REFab
         self.mode = np.zeros(self.spec.channels, dtype=np.int64)     # all channels start in normal mode
         self.mode_switches = 0
         self.memo_hits = self.memo_misses = 0
@@ -655,7 +676,7 @@ class PimSystem:
     def flush_refresh(self, *, start_tick: int | None = None) -> VmmResult | None:
         """Issue every owed REFab (all channels), at an instruction boundary; None if none is owed."""
         start = self.tick if start_tick is None else max(self.tick, int(start_tick))
-        if self.spec.refresh == "none":
+        if self.spec.refresh == "none" or start < self._refresh_from:
             return None
         t = self.dram.timing
         switches = np.zeros(self.spec.channels, np.int64)
@@ -672,6 +693,7 @@ class PimSystem:
         if status == 2:
             raise RuntimeError(f"illegal refresh stream: {Cmd(int(cmd[n])).name} to bank {int(bank[n])} breaks its "
                                "bank-state precondition (internal error)")
+        self._refresh_from = (int(self.ref_issued.min()) + 1) * t.nREFI
         if n == 0:
             return None
         res = self._result("refresh", start, active, switches, 0, 0, 0)
@@ -735,21 +757,17 @@ class PimSystem:
 
     def _replay(self, e: _MemoEntry, name: str, start: int, base: int) -> VmmResult:
         d = self.device
-        d.ready[...] = e.ready + start
-        d.open_row[...] = np.where(e.open_row >= 0, e.open_row + base, -1)
-        h = e.win_hist.copy()
-        h[:, :, 2:] += start
-        d.win_hist[...] = h
-        self.issuer.channel_tick[...] = e.channel_tick + start
-        self.mode[...] = e.mode
+        _restore(d.ready.reshape(-1), e.ready, d.open_row, e.open_row, d.win_hist, e.win_hist,
+                 self.issuer.channel_tick, e.channel_tick, self.mode, e.mode, int(start), int(base))
         r = e.result
         trace = None
         if e.trace is not None:
             tk, cm, bk, rw, cl = e.trace
             trace = CommandLog(tk + start, cm, bk, np.where(rw >= 0, rw + base, rw), cl)
-        res = dataclasses.replace(r, name=name, start_tick=start, end_tick=r.end_tick + start, memo_hit=True,
-                                  trace=trace, channel_end_tick=tuple(e + start for e in r.channel_end_tick))
-        self._account(res, trace)
+        res = VmmResult(name, start, r.end_tick + start, r.tCK_ps, r.channels, r.commands, r.row_hits, r.row_misses,
+                        r.bytes_in, r.bytes_out, r.macs, r.cycles, r.active_channel_cycles, r.refreshes,
+                        r.mode_switches, tuple(x + start for x in r.channel_end_tick), True, trace)
+        self._account(res, trace, e.counts)
         return res
 
     def _run(self, low: LoweredOp, name: str, start: int, *, want_memo: bool, base: int | None = None):
@@ -775,6 +793,8 @@ class PimSystem:
             raise RuntimeError(f"illegal PIM command stream: {Cmd(int(low.cmd[k])).name} to bank {int(low.bank[k])} "
                                f"row {int(low.row[k])} breaks its bank-state precondition (internal error)")
         n_ref = ret
+        if n_ref:
+            self._refresh_from = (int(self.ref_issued.min()) + 1) * t.nREFI
         # Combined command arrays (refreshes spliced in before the command that triggered them).
         if n_ref:
             pos = np.arange(n) + np.searchsorted(ref_before[:n_ref], np.arange(n), side="right")
@@ -805,7 +825,7 @@ class PimSystem:
             entry = _MemoEntry(
                 dataclasses.replace(res, start_tick=0, end_tick=end - start, trace=None,
                                     channel_end_tick=tuple(e - start for e in res.channel_end_tick)),
-                np.maximum(d.ready - start, 0), np.where(d.open_row >= 0, d.open_row - base, -1),
+                counts.copy(), np.maximum(d.ready.reshape(-1) - start, 0), np.where(d.open_row >= 0, d.open_row - base, -1),
                 self._rel_hist(start),
                 np.maximum(self.issuer.channel_tick - start, 0), self.mode.copy(), last_c - start,
                 (tick - start, cmd, bank, np.where(row >= 0, row - base, row), col) if self.record else None)
