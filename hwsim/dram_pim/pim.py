@@ -535,6 +535,7 @@ class _MemoEntry:
     channel_tick: np.ndarray     # relative
     mode: np.ndarray             # channels' access modes at the end
     last_issue: np.ndarray       # per channel, relative (for the refresh-validity check)
+    last_issue_max: int          # its largest entry
     trace: tuple | None          # (tick, cmd, bank, row, column) relative, or None
 
 
@@ -693,7 +694,7 @@ class PimSystem:
         if status == 2:
             raise RuntimeError(f"illegal refresh stream: {Cmd(int(cmd[n])).name} to bank {int(bank[n])} breaks its "
                                "bank-state precondition (internal error)")
-        self._refresh_from = (int(self.ref_issued.min()) + 1) * t.nREFI
+        self._refresh_from = (min(self.ref_issued.tolist()) + 1) * t.nREFI
         if n == 0:
             return None
         res = self._result("refresh", start, active, switches, 0, 0, 0)
@@ -752,7 +753,12 @@ class PimSystem:
         """A stored run had no refresh inserted; it stays exact iff none would trigger now either."""
         if self.spec.refresh == "none":
             return True
-        owed_at_end = (start + entry.last_issue) // self.dram.timing.nREFI - self.ref_issued
+        nrefi = self.dram.timing.nREFI
+        # bound: the latest last issue against the channel that has issued the fewest REFab
+        fewest_issued = self._refresh_from // nrefi - 1
+        if (start + entry.last_issue_max) // nrefi - fewest_issued < self.spec.max_postponed_refreshes:
+            return True
+        owed_at_end = (start + entry.last_issue) // nrefi - self.ref_issued
         return bool((owed_at_end < self.spec.max_postponed_refreshes).all())
 
     def _replay(self, e: _MemoEntry, name: str, start: int, base: int) -> VmmResult:
@@ -794,7 +800,7 @@ class PimSystem:
                                f"row {int(low.row[k])} breaks its bank-state precondition (internal error)")
         n_ref = ret
         if n_ref:
-            self._refresh_from = (int(self.ref_issued.min()) + 1) * t.nREFI
+            self._refresh_from = (min(self.ref_issued.tolist()) + 1) * t.nREFI
         # Combined command arrays (refreshes spliced in before the command that triggered them).
         if n_ref:
             pos = np.arange(n) + np.searchsorted(ref_before[:n_ref], np.arange(n), side="right")
@@ -828,6 +834,7 @@ class PimSystem:
                 counts.copy(), np.maximum(d.ready.reshape(-1) - start, 0), np.where(d.open_row >= 0, d.open_row - base, -1),
                 self._rel_hist(start),
                 np.maximum(self.issuer.channel_tick - start, 0), self.mode.copy(), last_c - start,
+                int(last_c.max()) - start,
                 (tick - start, cmd, bank, np.where(row >= 0, row - base, row), col) if self.record else None)
         self._account(res, trace, counts)
         return res, entry
@@ -836,14 +843,15 @@ class PimSystem:
                 macs: int) -> VmmResult:
         """The VmmResult of the instruction `_summarise` just totalled into the scratch arrays."""
         end_c, _, counts, acc, _ = self._scratch
-        n = counts.tolist()
+        n = counts.tolist()        # small arrays: Python lists beat numpy's per-call overhead
+        ends = end_c.tolist()
         bb = self.spec.burst_bytes
-        return VmmResult(name, start, int(end_c.max()), self.tCK_ps, self.spec.channels,
+        return VmmResult(name, start, max(ends), self.tCK_ps, self.spec.channels,
                          {_CMD_NAMES[c]: v for c, v in enumerate(n) if v}, row_hits, row_misses,
                          (n[Cmd.WR_GB] + n[Cmd.WR] + n[Cmd.WRA] + n[Cmd.WR_BIAS]) * bb,
                          (n[Cmd.RD_MAC] + n[Cmd.RD] + n[Cmd.RDA]) * bb, macs,
-                         dict(zip(PHASES, acc.tolist())), max(active, 0), n[Cmd.REFab], int(switches.sum()),
-                         tuple(end_c.tolist()))
+                         dict(zip(PHASES, acc.tolist())), max(active, 0), n[Cmd.REFab], sum(switches.tolist()),
+                         tuple(ends))
 
     def _account(self, res: VmmResult, trace: CommandLog | None, counts: np.ndarray | None = None) -> None:
         if counts is None:

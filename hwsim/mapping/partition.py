@@ -28,6 +28,7 @@ QKV concatenation is simply `place_matrix("qkv", d, 3*d, ...)`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -62,9 +63,10 @@ class Placement:  # one weight matrix W [d_in, d_out], y = x @ W
     def n_segments(self) -> int:
         return int(len(self.channel))
 
-    @property
+    @cached_property
     def row_range(self) -> tuple[int, int]:
-        """[first, last + 1) of the rows used (the same range in every bank)."""
+        """[first, last + 1) of the rows used (the same range in every bank); computed once (the
+        arrays are read-only)."""
         if not len(self.row):
             return (0, 0)
         return int(self.row.min()), int(self.row.max()) + 1
@@ -81,6 +83,9 @@ class Placement:  # one weight matrix W [d_in, d_out], y = x @ W
         sig = self.__dict__.get("_sig")
         if sig is not None:
             object.__setattr__(p, "_sig", sig)
+        if "row_range" in self.__dict__ and len(self.row):
+            lo, hi = self.row_range
+            p.__dict__["row_range"] = (lo + int(rows), hi + int(rows))
         return p
 
 
