@@ -257,7 +257,13 @@ def _append_rel(kv: KvLayout, token: int) -> LoweredOp:
     return kv._append_layer0(token)
 
 
-@lru_cache(maxsize=4096)
+# Attention placements: every layer of a token uses the same context length, and no later token
+# does, so a few entries give every hit; 4,096 kept one placement per context length (1.4 MB each
+# at a 2,048-token GPT-3 context) and pushed a full-context run's RSS past 2.5 GB.
+_ATTENTION_PLACEMENTS_KEPT = 16
+
+
+@lru_cache(maxsize=_ATTENTION_PLACEMENTS_KEPT)
 def _score_rel(kv: KvLayout, ctx: int) -> Placement:
     t = np.repeat(np.arange(ctx, dtype=np.int64), kv.n_heads)
     h = np.tile(np.arange(kv.n_heads, dtype=np.int64), ctx)
@@ -268,7 +274,7 @@ def _score_rel(kv: KvLayout, ctx: int) -> Placement:
     return p
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=_ATTENTION_PLACEMENTS_KEPT)
 def _context_rel(kv: KvLayout, ctx: int) -> Placement:
     B, tpr = kv.banks, kv.tokens_per_row
     out = np.arange(kv.d_model, dtype=np.int64)
