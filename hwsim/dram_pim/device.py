@@ -24,10 +24,24 @@ from hwsim.dram_pim.constraints import compile_timing
 from hwsim.dram_pim.spec import DramSpec
 
 # Header slots.
-(H_NCMD, H_NNODES, H_NBANKS, H_W, H_WMAX, H_READY, H_ANC, H_OPEN, H_LAT, H_WRULE, H_WHIST, H_META,
+(H_NCMD, H_NNODES, H_NBANKS, H_W, H_WMAX, H_READY, H_ANC, H_OPEN, H_RAISE, H_WRULE, H_WHIST, H_META,
  H_CHANNELS, H_RANKS, H_BANKGROUPS, H_BANKS_PER_GROUP, H_BANKS_PER_RANK, H_BANKS_PER_CHANNEL) = range(18)
 HEADER = 24
 META_WIDTH = 5  # scope, need, row_effect, bus, is_refresh
+
+
+def raise_lists(lat: np.ndarray) -> np.ndarray:
+    """Per (level, issued command): [k, next_1, lat_1, ..., next_k, lat_k, 0...] listing only the
+    commands a rule binds (lat >= 0), so that `issue` raises those and skips the rest."""
+    n_levels, ncmd, _ = lat.shape
+    out = np.zeros((n_levels, ncmd, 1 + 2 * ncmd), dtype=np.int64)
+    for lvl in range(n_levels):
+        for c in range(ncmd):
+            nxt = np.flatnonzero(lat[lvl, c] >= 0)
+            out[lvl, c, 0] = len(nxt)
+            out[lvl, c, 1:1 + 2 * len(nxt):2] = nxt
+            out[lvl, c, 2:2 + 2 * len(nxt):2] = lat[lvl, c, nxt]
+    return out
 
 
 class Device:
@@ -51,7 +65,7 @@ class Device:
             H_READY: np.zeros(n_nodes * N_CMDS, dtype=np.int64),
             H_ANC: anc.ravel(),
             H_OPEN: np.full(n_banks, -1, dtype=np.int64),
-            H_LAT: ct.lat.ravel(),
+            H_RAISE: raise_lists(ct.lat).ravel(),
             H_WRULE: wrule.ravel(),
             H_WHIST: np.zeros(n_w * n_nodes * (2 + w_max), dtype=np.int64),
             H_META: meta_array().ravel(),
@@ -172,12 +186,13 @@ def earliest(S, cmd, bank):
 
 
 @njit(cache=True, inline="always")
-def _raise(S, lat, ready, ncmd, tick):
-    """S[ready + n] = max(S[ready + n], tick + S[lat + n]) for every command n (latency < 0: no rule)."""
-    for n in range(ncmd):
-        v = S[lat + n]
-        if v >= 0 and tick + v > S[ready + n]:
-            S[ready + n] = tick + v
+def _raise(S, lst, ready, tick):
+    """S[ready + n] = max(S[ready + n], tick + latency) for every (n, latency) of raise list `lst`."""
+    for i in range(S[lst]):
+        n = S[lst + 1 + 2 * i]
+        v = tick + S[lst + 2 + 2 * i]
+        if v > S[ready + n]:
+            S[ready + n] = v
 
 
 @njit(cache=True, inline="always")
@@ -186,7 +201,7 @@ def issue(S, cmd, bank, row, tick):
     # Every header value is read once, up front: after a store into S the compiler must assume any
     # element of S changed and would reload a header value read later.
     ncmd, n_ranks, bpg, n_w = S[H_NCMD], S[H_RANKS], S[H_BANKS_PER_GROUP], S[H_W]
-    off_anc, off_open, off_lat, off_ready = S[H_ANC], S[H_OPEN], S[H_LAT], S[H_READY]
+    off_anc, off_open, off_raise, off_ready = S[H_ANC], S[H_OPEN], S[H_RAISE], S[H_READY]
     off_wrule, off_whist, n_nodes, w_max = S[H_WRULE], S[H_WHIST], S[H_NNODES], S[H_WMAX]
     meta = S[H_META] + cmd * META_WIDTH
     scope, effect = S[meta], S[meta + 2]
@@ -232,4 +247,4 @@ def issue(S, cmd, bank, row, tick):
                 lvl, node = 2, S[off_anc + b * 4 + 2]
             else:
                 continue
-        _raise(S, off_lat + (lvl * ncmd + cmd) * ncmd, off_ready + node * ncmd, ncmd, tick)
+        _raise(S, off_raise + (lvl * ncmd + cmd) * (1 + 2 * ncmd), off_ready + node * ncmd, tick)
