@@ -899,31 +899,42 @@ def pim_energy_counts(obj, *, elapsed_ns: float | None = None) -> dict[str, floa
     (events, pJ each), `pim_io` (bits over the ASIC-PIM interface, pJ/bit), `pim_standby_active`
     and `pim_standby_precharged` (channel-nanoseconds with / without a row open, mW). Standby time
     covers the op's own latency, or `elapsed_ns` of wall time when given (idle time is precharged)."""
+    out: dict[str, float] = {}
     if isinstance(obj, (list, tuple)):
-        out: dict[str, float] = {}
         for r in obj:
-            for k, v in pim_energy_counts(r).items():
-                out[k] = out.get(k, 0) + v
+            _add_energy_counts(out, *_energy_fields(r, None))
         if elapsed_ns is not None and obj:
             ch = obj[0].channels
             act = out.get("pim_standby_active", 0.0)
             out["pim_standby_precharged"] = max(ch * elapsed_ns - act, 0.0)
         return out
-    if isinstance(obj, VmmResult):
-        commands, channels, tck = obj.commands, obj.channels, obj.tCK_ps
-        bytes_io = obj.bytes_in + obj.bytes_out
-        active_cycles = obj.active_channel_cycles
-        span_ns = obj.latency_ns if elapsed_ns is None else float(elapsed_ns)
-    elif isinstance(obj, dict) and "commands" in obj:
-        commands, channels, tck = obj["commands"], obj["channels"], obj["tCK_ps"]
-        bytes_io = obj["bytes_in"] + obj["bytes_out"]
-        active_cycles = obj["active_channel_cycles"]
-        span_ns = obj["tick"] * tck / 1000.0 if elapsed_ns is None else float(elapsed_ns)
-    else:
-        raise TypeError(f"expected a VmmResult, a list of them or PimSystem.totals(); got {type(obj).__name__}")
-    out = {k: float(v) for k, v in commands.items() if v}
-    out["pim_io"] = float(bytes_io * 8)
-    active_ns = active_cycles * tck / 1000.0
-    out["pim_standby_active"] = active_ns
-    out["pim_standby_precharged"] = max(channels * span_ns - active_ns, 0.0)
+    _add_energy_counts(out, *_energy_fields(obj, elapsed_ns))
     return out
+
+
+def _energy_fields(obj, elapsed_ns: float | None) -> tuple:
+    """(commands, channels, tCK_ps, I/O bytes, row-open channel cycles, standby span ns) of a
+    VmmResult or of `PimSystem.totals()`."""
+    if isinstance(obj, VmmResult):
+        span_ns = obj.latency_ns if elapsed_ns is None else float(elapsed_ns)
+        return (obj.commands, obj.channels, obj.tCK_ps, obj.bytes_in + obj.bytes_out, obj.active_channel_cycles,
+                span_ns)
+    if isinstance(obj, dict) and "commands" in obj:
+        tck = obj["tCK_ps"]
+        span_ns = obj["tick"] * tck / 1000.0 if elapsed_ns is None else float(elapsed_ns)
+        return (obj["commands"], obj["channels"], tck, obj["bytes_in"] + obj["bytes_out"],
+                obj["active_channel_cycles"], span_ns)
+    raise TypeError(f"expected a VmmResult, a list of them or PimSystem.totals(); got {type(obj).__name__}")
+
+
+def _add_energy_counts(out: dict, commands: dict, channels: int, tck: int, bytes_io: int, active_cycles: int,
+                       span_ns: float) -> None:
+    """Add one result's counts into `out` (keys in first-seen order, as the tables print them)."""
+    get = out.get
+    for k, v in commands.items():
+        if v:
+            out[k] = get(k, 0) + float(v)
+    out["pim_io"] = get("pim_io", 0) + float(bytes_io * 8)
+    active_ns = active_cycles * tck / 1000.0
+    out["pim_standby_active"] = get("pim_standby_active", 0) + active_ns
+    out["pim_standby_precharged"] = get("pim_standby_precharged", 0) + max(channels * span_ns - active_ns, 0.0)
