@@ -215,7 +215,7 @@ def test_memo_on_off_identical():
         for tok in range(2):
             for layer in range(3):
                 out.append(s.vmm(mp[f"L{layer}.attn.qkv"], memo=memo))
-                out.append(s.kv_append(layer, tok))
+                out.append(s.kv_append(layer, tok, memo=memo))
                 out.append(s.vmm(s.kv_score_placement(layer, tok + 1), memo=memo))
                 out.append(s.vmm(s.kv_context_placement(layer, tok + 1), memo=memo))
                 for op in ("attn.proj", "mlp.fc1", "mlp.fc2"):
@@ -237,6 +237,7 @@ def test_memo_on_off_identical():
         ta.pop(k), tb.pop(k)
     assert ta == tb
     assert any(r is not None and r.memo_hit for r in ra)
+    assert any(r is not None and r.memo_hit and "kv_write" in r.name for r in ra)   # appends replay too
 
 
 def _dense_state(s: PimSystem, start: int, base: int) -> bytes:

@@ -58,7 +58,7 @@ class FakePim:
         self.calls.append(("vmm", placement, start_ps))
         return PimOpResult(end_ps=start_ps + self.vmm_ps, busy_ps=self.vmm_ps, bytes_in=10, bytes_out=4)
 
-    def kv_append(self, layer, token, start_ps):
+    def kv_append(self, layer, token, start_ps, memo):
         self.calls.append(("kv", layer, token, start_ps))
         return PimOpResult(end_ps=start_ps + self.kv_ps, busy_ps=self.kv_ps, bytes_in=8)
 

@@ -98,7 +98,7 @@ class PimPort(Protocol):
     def context(self, layer: int, ctx: int) -> Any: ...            # placement of p.V
     def parts(self, placement: Any) -> int: ...                    # partial results per output
     def vmm(self, placement: Any, start_ps: int, memo: bool) -> PimOpResult: ...
-    def kv_append(self, layer: int, token: int, start_ps: int) -> PimOpResult: ...
+    def kv_append(self, layer: int, token: int, start_ps: int, memo: bool) -> PimOpResult: ...
     def refresh_idle(self, now_ps: int) -> int | None: ...        # overlap: refresh while idle
     def tiles(self, placement: Any, max_rows: int) -> list: ...    # one instruction per piece
 
@@ -192,10 +192,10 @@ class PimSystemPort:
         t2, pre = self._refresh(t)
         return self._wrap(t, pre, self.system.vmm(placement, memo=memo, start_tick=t2))
 
-    def kv_append(self, layer: int, token: int, start_ps: int) -> PimOpResult:
+    def kv_append(self, layer: int, token: int, start_ps: int, memo: bool) -> PimOpResult:
         t = -(-start_ps // self.tck)
         t2, pre = self._refresh(t)
-        return self._wrap(t, pre, self.system.kv_append(layer, token, start_tick=t2))
+        return self._wrap(t, pre, self.system.kv_append(layer, token, memo=memo, start_tick=t2))
 
     def refresh_idle(self, now_ps: int) -> int | None:
         """Flush owed refreshes now (the channels are idle); return when they are done, or None."""
@@ -530,7 +530,7 @@ class Executor:
             cat, back = "pim_vmm", lat
         else:
             layer, token = ins.payload
-            r = self.pim.kv_append(layer, token, t)
+            r = self.pim.kv_append(layer, token, t, self.memo)
             cat, back = "kv_write", 0
         if r.end_ps < t:
             raise SimulationError(f"{ins.name}: PIM finished before it started")

@@ -609,48 +609,55 @@ class PimSystem:
         """y = x @ W per `placement`, starting at max(start_tick, tick). Under the deferred refresh
         policy the REFab owed at this instruction boundary are issued first and are part of the result
         (commands, cycles["refresh"]); the VMM proper is memoised on the state after them."""
-        start = self.tick if start_tick is None else max(self.tick, int(start_tick))
-        pre = self.flush_refresh(start_tick=start)
-        if pre is not None:
-            start = pre.end_tick
-        key = base = None
-        res = None
-        if memo:
-            base = placement.row_range[0]
-            key = (placement_signature(placement), self._rel_state(start, base))
-            entry = self._memo.get(key)
-            if entry is not None:
-                self._memo.move_to_end(key)
-            if entry is not None and self._memo_valid(entry, start):
-                self.memo_hits += 1
-                res = self._replay(entry, placement.name, start, base)
-            else:
-                self.memo_misses += 1
-        if res is None:
+        def lower() -> LoweredOp:
             low = lower_vmm(placement, self.spec)
             if invariants.enabled():
                 invariants.check_vmm_reads_every_weight_once(placement, low, lanes=self.spec.mac_lanes,
                                                              banks_per_channel=self.spec.banks_per_channel)
-            res, entry = self._run(low, placement.name, start, want_memo=memo, base=base)
-            if memo and entry is not None:
-                self._memo[key] = entry
-                if len(self._memo) > MEMO_ENTRIES:
-                    self._memo.popitem(last=False)
-        return res if pre is None else _merge(pre, res)
+            return low
+
+        return self._instruction(placement.name, start_tick, memo, placement_signature(placement),
+                                 placement.row_range[0], lower)
 
     def lower(self, placement: Placement) -> LoweredOp:
         """The command arrays `vmm` would issue (no timing)."""
         return lower_vmm(placement, self.spec)
 
-    def kv_append(self, layer: int, token: int, *, start_tick: int | None = None) -> VmmResult:
-        """Write k_t and v_t of token `token` (0-based) of layer `layer` into the reserved KV region."""
+    def kv_append(self, layer: int, token: int, *, memo: bool = True, start_tick: int | None = None) -> VmmResult:
+        """Write k_t and v_t of token `token` (0-based) of layer `layer` into the reserved KV region.
+        Every layer's stream is layer 0's with rows shifted by the layer's region, so the append is
+        memoised like a VMM (the other layers of a token replay the first one's, state permitting)."""
         kv = self._kv()
-        low = kv.append_commands(layer, token)
+        return self._instruction(f"L{layer}.attn.kv_write@{token}", start_tick, memo, ("kv_append", kv, int(token)),
+                                 layer * kv.rows_per_layer, lambda: kv.append_commands(layer, token))
+
+    def _instruction(self, name: str, start_tick: int | None, memo: bool, signature, base: int,
+                     lower) -> VmmResult:
+        """One PIM instruction at max(start_tick, tick): the REFab owed at the boundary, then the
+        command stream `lower()` (rows `base` + a layout that `signature` identifies), replayed from
+        the memo when an equal stream ran from an equal relative state."""
         start = self.tick if start_tick is None else max(self.tick, int(start_tick))
         pre = self.flush_refresh(start_tick=start)
         if pre is not None:
             start = pre.end_tick
-        res, _ = self._run(low, f"L{layer}.attn.kv_write@{token}", start, want_memo=False)
+        key = None
+        res = None
+        if memo:
+            key = (signature, self._rel_state(start, base))
+            entry = self._memo.get(key)
+            if entry is not None:
+                self._memo.move_to_end(key)
+            if entry is not None and self._memo_valid(entry, start):
+                self.memo_hits += 1
+                res = self._replay(entry, name, start, base)
+            else:
+                self.memo_misses += 1
+        if res is None:
+            res, entry = self._run(lower(), name, start, want_memo=memo, base=base)
+            if memo and entry is not None:
+                self._memo[key] = entry
+                if len(self._memo) > MEMO_ENTRIES:
+                    self._memo.popitem(last=False)
         return res if pre is None else _merge(pre, res)
 
     def kv_score_placement(self, layer: int, ctx: int) -> Placement:
