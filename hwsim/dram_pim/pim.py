@@ -456,6 +456,18 @@ def _canonical_hist(hist, start, win_count, floor, out):
                 out[w, node, 2 + k] = _hist_entry(hist, w, node, k, count, start, floor)
 
 
+@njit(cache=True, inline="always")
+def _pairs_after(vals, start, out, k, pos):
+    """Append (pos + i, vals[i] - start) to `out` at k for every entry after `start`; returns
+    (the new k, the position after `vals`)."""
+    for i in range(vals.shape[0]):
+        if vals[i] > start:
+            out[k] = pos + i
+            out[k + 1] = vals[i] - start
+            k += 2
+    return k, pos + vals.shape[0]
+
+
 @njit(cache=True)
 def _memo_key(ready, open_row, hist, channel_tick, mode, start, base, win_count, floor, out):
     """The device state relative to `start` (and open rows to row `base`) as (position, value)
@@ -464,20 +476,13 @@ def _memo_key(ready, open_row, hist, channel_tick, mode, start, base, win_count,
     and a pair is written only where the entry differs from its idle value (a ready tick not after
     `start`, a closed bank, a history entry at `floor`, mode 0), so equal outputs <-> equal states,
     in far fewer bytes than the dense state (the memo key is hashed at every lookup)."""
-    k = 0
-    pos = 0
-    for i in range(ready.shape[0]):
-        if ready[i] > start:
-            out[k] = pos
-            out[k + 1] = ready[i] - start
-            k += 2
-        pos += 1
+    k, pos = _pairs_after(ready, start, out, 0, 0)
     for b in range(open_row.shape[0]):
         if open_row[b] >= 0:
-            out[k] = pos
+            out[k] = pos + b
             out[k + 1] = open_row[b] - base
             k += 2
-        pos += 1
+    pos += open_row.shape[0]
     for w in range(hist.shape[0]):
         count = win_count[w]
         for node in range(hist.shape[1]):
@@ -488,18 +493,8 @@ def _memo_key(ready, open_row, hist, channel_tick, mode, start, base, win_count,
                     out[k + 1] = v - floor
                     k += 2
             pos += hist.shape[2]
-    for c in range(channel_tick.shape[0]):
-        if channel_tick[c] > start:
-            out[k] = pos
-            out[k + 1] = channel_tick[c] - start
-            k += 2
-        pos += 1
-    for c in range(mode.shape[0]):
-        if mode[c] != 0:
-            out[k] = pos
-            out[k + 1] = mode[c]
-            k += 2
-        pos += 1
+    k, pos = _pairs_after(channel_tick, start, out, k, pos)
+    k, pos = _pairs_after(mode, 0, out, k, pos)
     return k
 
 
