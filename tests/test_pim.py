@@ -279,6 +279,18 @@ def test_memo_key_is_equal_exactly_when_the_relative_state_is():
     assert len(pairs) == len({a for a, _ in seen}) == len({k for _, k in seen})   # key <-> state, one to one
 
 
+def test_flush_closing_a_row_left_open_counts_it_from_the_flush_start():
+    from hwsim.mapping.lowering import LoweredOp
+    s = PimSystem(pim(channels=1))
+    one = lambda v: np.array([v], np.int64)  # noqa: E731
+    s._run(LoweredOp(one(int(Cmd.ACT_AB)), one(0), one(3), one(-1), macs=0, bank_accesses=0, row_misses=0),
+           "open", 0, want_memo=False)                  # leaves row 3 open in every bank
+    s.advance_to(2 * s.dram.timing.nREFI + 1)
+    r = s.flush_refresh()
+    assert r.commands == {"PREA": 1, "REFab": 2}
+    assert 0 <= r.active_channel_cycles <= r.latency_cycles   # open from the flush start to its PREA, not from 0
+
+
 def test_flush_after_a_long_idle_grows_its_buffers():
     ps = pim(channels=2)
     s = PimSystem(ps, record=True)

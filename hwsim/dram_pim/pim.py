@@ -316,14 +316,16 @@ def _summarise(tick, cmd, bank, sw, start, bpc, done_off, phase_of, opens, close
                end_c, last_c, counts, acc, dangling):
     """Totals of one timed instruction (commands channel-major, in tick order within a channel).
 
-    Overwrites, per channel, `end_c` (when its last command's effect is done, at least `start`) and
-    `last_c` (its last issue tick, at least `start`); `counts` per command; `acc`, the critical channel's cycles
-    by phase: each command's gap to the one before it on that channel goes to its own phase, except
-    a TMOD wait (at most `mode_cycles` before a command that changed the mode, `sw`) and a MAC_AB's
-    gap beyond nCCD_L, which go to the mode phase and to the phase of the command before; the tail
-    after the last issue goes to the phase of the command finishing last. Returns the channels'
-    summed row-open cycles (open and close commands alternate within a channel; a row still open at
-    the end counts until the channel's end). `dangling` is scratch of one entry per channel."""
+    Overwrites, per channel, `end_c` (when its last command's effect is done, at least `start`)
+    and `last_c` (its last issue tick, at least `start`); `counts` per command; `acc`, the critical
+    channel's cycles by phase: each command's gap to the one before it on that channel goes to its
+    own phase, except a TMOD wait (at most `mode_cycles` before a command that changed the mode,
+    `sw`) and a MAC_AB's gap beyond nCCD_L, which go to the mode phase and to the phase of the
+    command before; the tail after the last issue goes to the phase of the command finishing last.
+    Returns the channels' summed row-open cycles: open and close commands alternate within a
+    channel; a row still open at the end counts until the channel's end, and one closed without
+    being opened here (left open by an earlier instruction) counts from `start`. `dangling` is
+    scratch of one entry per channel."""
     end_c[:] = start
     last_c[:] = start
     counts[:] = 0
@@ -344,8 +346,11 @@ def _summarise(tick, cmd, bank, sw, start, bpc, done_off, phase_of, opens, close
             active -= tick[k]
             dangling[c] += 1
         elif closes[ck]:
-            active += tick[k]
-            dangling[c] -= 1
+            if dangling[c] > 0:
+                active += tick[k]
+                dangling[c] -= 1
+            else:
+                active += tick[k] - start
     crit = 0
     for c in range(end_c.shape[0]):
         if dangling[c] > 0:
