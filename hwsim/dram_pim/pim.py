@@ -15,7 +15,8 @@ real command streams (docs/pim_mapping.md) with exact timing:
 
 Exact memoisation: a VMM whose placement signature (layout up to a row offset) and relative
 device state at its start equal an earlier one's replays the stored relative result and end state
-(docs/pim_mapping.md §7). Runs with a forced in-instruction refresh are phase-dependent: they are
+(docs/pim_mapping.md §7); so does a KV append, whose stream is the same in every layer up to the
+layer's row offset. Runs with a forced in-instruction refresh are phase-dependent: they are
 never stored, and a stored run is replayed only if no refresh could be forced during it.
 """
 
@@ -838,7 +839,8 @@ class PimSystem:
             entry = _MemoEntry(
                 dataclasses.replace(res, start_tick=0, end_tick=end - start, trace=None,
                                     channel_end_tick=tuple(e - start for e in res.channel_end_tick)),
-                counts.copy(), np.maximum(d.ready.reshape(-1) - start, 0), np.where(d.open_row >= 0, d.open_row - base, -1),
+                counts.copy(), np.maximum(d.ready.reshape(-1) - start, 0),
+                np.where(d.open_row >= 0, d.open_row - base, -1),
                 self._rel_hist(start),
                 np.maximum(self.issuer.channel_tick - start, 0), self.mode.copy(), last_c - start,
                 int(last_c.max()) - start,
@@ -860,11 +862,8 @@ class PimSystem:
                          dict(zip(PHASES, acc.tolist())), max(active, 0), n[Cmd.REFab], sum(switches.tolist()),
                          tuple(ends))
 
-    def _account(self, res: VmmResult, trace: CommandLog | None, counts: np.ndarray | None = None) -> None:
-        if counts is None:
-            counts = np.zeros(N_CMDS, np.int64)
-            for k, v in res.commands.items():
-                counts[Cmd[k]] = v
+    def _account(self, res: VmmResult, trace: CommandLog | None, counts: np.ndarray) -> None:
+        """Add an instruction (its commands per Cmd in `counts`) to the totals and the log."""
         self.counts += counts
         self.row_hits += res.row_hits
         self.row_misses += res.row_misses
