@@ -391,16 +391,18 @@ _PREA = int(Cmd.PREA)
 
 
 @njit(cache=True)
-def _flush_refresh(st, start, nrefi, ref_issued, channel_tick, mode, reg_mode, nmodch, switches, cmd, bank, row,
-                   out_tick, out_sw, ref_scratch, done_off, phase_of, opens, closes, nccd_l, end_c, last_c,
-                   counts, acc, dangling):
+def _flush_refresh(st, start, nrefi, ref_issued, channel_tick, mode, nmodch, switches, cmd, bank, row, out_tick,
+                   out_sw, ref_scratch, done_off, nccd_l, end_c, last_c, counts, acc, dangling):
     """Every REFab owed at boundary `start` (per channel: floor(start / nrefi) - ref_issued[c]),
     preceded by a PREA where a bank of the channel is open, issued in order and summarised as
     `_summarise` does (its outputs: end_c ... dangling). Fills cmd/bank/row (-1) and out_tick,
-    out_sw for the commands and advances ref_issued. Returns (status, n, active): status 0 with the
-    number of commands n (0: nothing owed, nothing changed) and the summed row-open cycles; 1 if
-    the buffers are shorter than the n commands needed (nothing changed); 2 if command n breaks
-    its bank-state precondition."""
+    out_sw for the commands, `switches` (zeroed first) per channel, and advances ref_issued.
+    Returns (status, n, active): status 0 with the number of commands n (0: nothing owed, nothing
+    changed) and the summed row-open cycles; 1 if the buffers are shorter than the n commands
+    needed (nothing changed); 2 if command n breaks its bank-state precondition. The constant
+    tables (REGISTER_MODE, _PHASE_OF, _OPENS, _CLOSES) are compiled in: every argument costs
+    dispatch time, and this runs at most PIM instruction boundaries."""
+    switches[:] = 0
     bpc = st[H_BANKS_PER_CHANNEL]
     off_open = st[H_OPEN]
     n_ch = ref_issued.shape[0]
@@ -432,11 +434,12 @@ def _flush_refresh(st, start, nrefi, ref_issued, channel_tick, mode, reg_mode, n
     for k in range(n):
         row[k] = -1
     ret = _issue_pim(st, cmd[:n], bank[:n], row[:n], start, channel_tick, out_tick[:n], False, nrefi, 1,
-                     ref_issued, ref_scratch, ref_scratch, ref_scratch, mode, reg_mode, nmodch, switches, out_sw[:n])
+                     ref_issued, ref_scratch, ref_scratch, ref_scratch, mode, REGISTER_MODE, nmodch, switches,
+                     out_sw[:n])
     if ret < 0:
         return 2, -ret - 2, 0
-    return 0, n, _summarise(out_tick[:n], cmd[:n], bank[:n], out_sw[:n], start, bpc, done_off, phase_of, opens,
-                            closes, nccd_l, nmodch, end_c, last_c, counts, acc, dangling)
+    return 0, n, _summarise(out_tick[:n], cmd[:n], bank[:n], out_sw[:n], start, bpc, done_off, _PHASE_OF, _OPENS,
+                            _CLOSES, nccd_l, nmodch, end_c, last_c, counts, acc, dangling)
 
 
 @njit(cache=True, inline="always")
@@ -575,6 +578,7 @@ class PimSystem:
         # `_flush_refresh` command buffers (cmd, bank, row, tick, mode-switch flag), grown on demand
         self._flush_buf = tuple(np.zeros(C * (pim_spec.max_postponed_refreshes + 2), np.int64) for _ in range(5))
         self._flush_ref_scratch = np.zeros(1, np.int64)
+        self._flush_switches = np.zeros(C, np.int64)
         self.reset()
         d = self.device   # `_memo_key` output: at most one (position, value) pair per state entry
         self._key_buf = np.zeros(2 * (d.ready.size + d.open_row.size + d.win_hist.size + 2 * C), np.int64)
@@ -688,14 +692,13 @@ class PimSystem:
         if self.spec.refresh == "none" or start < self._refresh_from:
             return None
         t = self.dram.timing
-        switches = np.zeros(self.spec.channels, np.int64)
+        switches = self._flush_switches
         while True:
             cmd, bank, row, tick, sw = self._flush_buf
             status, n, active = _flush_refresh(self.device.state, int(start), t.nREFI, self.ref_issued,
-                                               self.issuer.channel_tick, self.mode, REGISTER_MODE,
-                                               int(self.spec.mode_switch_cycles), switches, cmd, bank, row, tick, sw,
-                                               self._flush_ref_scratch, self._done, _PHASE_OF, _OPENS, _CLOSES,
-                                               t.nCCD_L, *self._scratch)
+                                               self.issuer.channel_tick, self.mode, int(self.spec.mode_switch_cycles),
+                                               switches, cmd, bank, row, tick, sw, self._flush_ref_scratch,
+                                               self._done, t.nCCD_L, *self._scratch)
             if status != 1:
                 break
             self._flush_buf = tuple(np.zeros(2 * n, np.int64) for _ in range(5))
