@@ -9,8 +9,8 @@ import numpy as np
 
 from hwsim.dram_pim.commands import N_CMDS, Cmd
 from hwsim.dram_pim.device import Device
-from hwsim.dram_pim.scheduler import (C_CLOSED, C_FCFS, C_FE_RATIO, C_MEM_RATIO, C_NREFI, C_OFFERED, C_RD_LAT,
-                                      C_RECORD, C_REFRESH, N_CFG,
+from hwsim.dram_pim.scheduler import (C_CLOSED, C_EXHAUSTIVE, C_FCFS, C_FE_RATIO, C_MEM_RATIO, C_NREFI, C_OFFERED,
+                                      C_RD_LAT, C_RECORD, C_REFRESH, N_CFG,
                                       C_RQ, C_WQ, C_WR_LAT, CONFLICT, HIT, MISS, SCHED_FCFS, SCHED_FRFCFS,
                                       SCHED_READY_OLDEST, PAGE_CLOSED, PAGE_CLOSED_ALWAYS, PAGE_OPEN,
                                       request_state, simulate_requests)
@@ -50,7 +50,7 @@ class DramResult:
     extra: dict = field(default_factory=dict)
 
 
-def _cfg(dspec: DramSpec, offered: bool, record: bool) -> np.ndarray:
+def _cfg(dspec: DramSpec, offered: bool, record: bool, exhaustive: bool) -> np.ndarray:
     c, t = dspec.controller, dspec.timing
     cfg = np.zeros(N_CFG, dtype=np.int64)
     cfg[C_FCFS] = {"frfcfs": SCHED_FRFCFS, "fcfs": SCHED_FCFS, "ready_oldest": SCHED_READY_OLDEST}[c.scheduler]
@@ -63,14 +63,18 @@ def _cfg(dspec: DramSpec, offered: bool, record: bool) -> np.ndarray:
     cfg[C_OFFERED] = offered
     cfg[C_RECORD] = record
     cfg[C_FE_RATIO], cfg[C_MEM_RATIO] = c.frontend_clock_ratio, c.memory_clock_ratio
+    cfg[C_EXHAUSTIVE] = exhaustive
     return cfg
 
 
 def simulate(dspec: DramSpec, addresses: np.ndarray, is_write: np.ndarray,
-             arrive_cycle: np.ndarray | None = None, *, record: bool = False) -> DramResult:
+             arrive_cycle: np.ndarray | None = None, *, record: bool = False,
+             exhaustive: bool = False) -> DramResult:
     """Simulate a request stream. With `arrive_cycle` None, requests are offered one per cycle as
     fast as the controller accepts them (Ramulator 2 load/store traces); otherwise request i may
-    enter its queue no earlier than `arrive_cycle[i]` (DRAMSim3 traces). Order is kept."""
+    enter its queue no earlier than `arrive_cycle[i]` (DRAMSim3 traces). Order is kept.
+    `exhaustive` turns off the skipping of decision ticks at which provably nothing can issue
+    (same results, more decisions: the reference for tests)."""
     n = len(addresses)
     f = decode(dspec, addresses)
     dev = Device(dspec)
@@ -78,7 +82,7 @@ def simulate(dspec: DramSpec, addresses: np.ndarray, is_write: np.ndarray,
     avail = np.zeros(n, dtype=np.int64) if arrive_cycle is None else np.asarray(arrive_cycle, dtype=np.int64)
     is_write = np.asarray(is_write, dtype=np.bool_)
     log_cap = (3 * n + 64) if record else 0
-    cfg = _cfg(dspec, arrive_cycle is None, record)
+    cfg = _cfg(dspec, arrive_cycle is None, record, exhaustive)
     hi, lo = dspec.controller.write_high_watermark, dspec.controller.write_low_watermark
     # Load the kernel (numba cache or compile) on an empty stream first, so that wall_s and
     # requests_per_s measure simulation, not the one-off load of the compiled kernel.

@@ -27,8 +27,8 @@ from hwsim.dram_pim.refresh import due_refresh
 
 # cfg indices
 (C_FCFS, C_CLOSED, C_RQ, C_WQ, C_REFRESH, C_NREFI, C_RD_LAT, C_WR_LAT, C_OFFERED, C_RECORD, C_FE_RATIO,
- C_MEM_RATIO) = range(12)
-N_CFG = 12
+ C_MEM_RATIO, C_EXHAUSTIVE) = range(13)
+N_CFG = 13
 # cfg[C_FCFS]: the request scheduler
 SCHED_FRFCFS, SCHED_FCFS, SCHED_READY_OLDEST = 0, 1, 2
 # cfg[C_CLOSED]: the page policy
@@ -39,6 +39,17 @@ HIT, MISS, CONFLICT = 0, 1, 2
 
 ACT, PRE, RD, WR, RDA, WRA = (int(Cmd.ACT), int(Cmd.PRE), int(Cmd.RD), int(Cmd.WR), int(Cmd.RDA),
                               int(Cmd.WRA))
+
+
+AFTER_CMDS = np.array([ACT, RD, WR], dtype=np.int64)   # a bank's next command: after PRE [0], after ACT [1:3]
+
+
+@njit(cache=True, inline="always")
+def _note_bank(seen, bank):
+    """-1 (none yet) -> bank; the same bank -> itself; another bank -> -2 (several)."""
+    if seen == -1 or seen == bank:
+        return bank
+    return -2
 
 
 @njit(cache=True)
@@ -135,11 +146,14 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 avail = last_accept + 1
                 if req_avail[i] > avail:
                     avail = req_avail[i]
-            if avail > t:
-                next_t = min(next_t, avail)
-                break
             ch = req_channel[i]
             full = wq_len[ch] >= wq_cap if req_write[i] else rq_len[ch] >= rq_cap
+            if avail > t:
+                # A full queue frees only when a request completes, and every issue that completes
+                # one is followed by a decision at the next tick: no wake-up is needed for it.
+                if not full or cfg[C_EXHAUSTIVE]:
+                    next_t = min(next_t, avail)
+                break
             if full:
                 break
             if req_write[i]:
@@ -153,10 +167,17 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
             next_req += 1
             slot += 1
         issued_any = False
+        # After an issue the next decision is normally at t + 1; `skip_to` is a lower bound on the
+        # next tick at which anything can issue when that is provable (see `may_skip` below).
+        skip_to = INF
+        step = cfg[C_EXHAUSTIVE] != 0   # exhaustive: no skipping (the reference the tests compare with)
         for ch in range(n_ch):
             sel = -1
             sel_cmd = -1
             sel_bank = -1
+            # Banks of requests that were ready but not chosen, or not evaluated: -1 none, -2 several.
+            other_bank = -1
+            cut_short = False
             # (1) column commands of activated requests, oldest first.
             for which in range(2):
                 q = rq if which == 0 else wq
@@ -172,6 +193,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     c = WR if req_write[i] else RD
                     e = earliest(st, c, req_bank[i])
                     if e <= t:
+                        other_bank = _note_bank(other_bank, req_bank[i])
                         if sel == -1 or i < sel:
                             sel, sel_cmd, sel_bank = i, c, req_bank[i]
                     elif e < next_t:
@@ -204,6 +226,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     if open_row[bank] == req_row[i]:
                         c = WR if req_write[i] else RD
                     elif sel != -1:
+                        other_bank = _note_bank(other_bank, bank)
                         continue  # an older ready command is chosen; only a ready hit could beat it
                     elif open_row[bank] == -1:
                         c = ACT
@@ -219,9 +242,11 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                             next_t = e
                         continue
                     is_hit = c == RD or c == WR
+                    other_bank = _note_bank(other_bank, bank)
                     if sel == -1 or (is_hit and not sel_hit):
                         sel, sel_cmd, sel_bank, sel_hit = i, c, bank, is_hit
                         if is_hit or cfg[C_FCFS] == SCHED_READY_OLDEST:
+                            cut_short = k < limit - 1
                             break  # the oldest ready hit (or, ready_oldest: the oldest ready): nothing ranks higher
             if sel == -1:
                 continue
@@ -244,6 +269,31 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 return req_accept, req_done, req_class, counts, n_log, status
             issue(st, c, sel_bank, row, t)
             issued_any = True
+            # May the decision at t + 1 be skipped? Issuing only raises ready ticks, so every earliest
+            # tick computed above is still a lower bound, except for requests to the bank just used
+            # (their command may change) and anything not evaluated. An ACT or PRE completes no
+            # request (queue lengths, write mode and admission are as before); if every request that
+            # was ready or not evaluated is on that bank, nothing issues before that bank's next
+            # possible command: ACT after a PRE; after an ACT, the activated request's RD or WR, or
+            # either if another queued request hits the new row (a PRE would close the row an
+            # activated request waits for, and is never chosen).
+            may_skip = sel >= 0 and (c == ACT or c == PRE) and not cut_short and (
+                other_bank == -1 or other_bank == sel_bank)
+            if may_skip:
+                if c == PRE:
+                    first_c, last_c = 0, 1
+                elif (_has_other_hit(rq, rq_len, ch, sel, sel_bank, row, req_bank, req_row)
+                      or _has_other_hit(wq, wq_len, ch, sel, sel_bank, row, req_bank, req_row)):
+                    first_c, last_c = 1, 3
+                else:
+                    first_c = 2 if req_write[sel] else 1
+                    last_c = first_c + 1
+                for cc in range(first_c, last_c):
+                    e = earliest(st, AFTER_CMDS[cc], sel_bank)
+                    if e < skip_to:
+                        skip_to = e
+            else:
+                step = True
             counts[c] += 1
             if n_log < log_cap:
                 log_tick[n_log] = t
@@ -275,7 +325,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                             _remove(q, qlen, ch, k)
                             break
         if issued_any:
-            t += 1
+            t = t + 1 if step else max(t + 1, min(next_t, skip_to))
         elif next_t >= INF:
             status = 2
             return req_accept, req_done, req_class, counts, n_log, status
