@@ -62,3 +62,25 @@ def test_a_tiny_memo_that_evicts_gives_the_same_bytes(tmp_path, monkeypatch):
     lru = json.loads((tmp_path / "lru" / "run.json").read_text())
     assert lru["memo_misses"] > full["memo_misses"]          # entries really were evicted and re-simulated
     assert _outputs(tmp_path / "lru") == _outputs(tmp_path / "full")
+
+
+def test_numba_cache_is_keyed_on_every_kernel_source(tmp_path):
+    """A cached kernel must not outlive a change to code it inlines (device.py into scheduler.py):
+    the cache folder is named after a digest of all kernel sources, unless NUMBA_CACHE_DIR is set."""
+    from hwsim import kernel_source_digest
+    for package in ("dram_pim", "t3"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "a.py").write_text("x = 1\n")
+    before = kernel_source_digest(tmp_path)
+    (tmp_path / "dram_pim" / "a.py").write_text("x = 2\n")    # an edit to an inlined helper's module
+    assert kernel_source_digest(tmp_path) != before
+    code = "import os, hwsim; from numba.core import config; print(os.environ['NUMBA_CACHE_DIR'], config.CACHE_DIR)"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    chosen, numba_dir = out.stdout.split()
+    import hwsim
+    digest = kernel_source_digest(Path(hwsim.__file__).resolve().parent)
+    assert chosen == numba_dir and chosen.endswith(f"numba-{digest}")
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "mine")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [str(tmp_path / "mine")] * 2
