@@ -90,7 +90,6 @@ class AsicSpec:
         return self.link.GBps_per_channel * channels
 
 
-
 def load_asic(value: Any = "pim_gpt_asic", file: str | None = None, path: str = "asic") -> AsicSpec:
     """An AsicSpec from a preset name or a mapping `{preset: NAME, <field>: override, ...}` (nested
     overrides merge into the preset; without `preset`, into `pim_gpt_asic`). Errors name `file` and

@@ -595,11 +595,16 @@ class PimSystem:
         self.macs = 0
         self.active_channel_cycles = 0
         self.ref_issued = np.zeros(self.spec.channels, dtype=np.int64)
-        self._refresh_from = self.dram.timing.nREFI   # first tick at which some channel owes a REFab
+        self._note_refreshes()
         self.mode = np.zeros(self.spec.channels, dtype=np.int64)     # all channels start in normal mode
         self.mode_switches = 0
         self.memo_hits = self.memo_misses = 0
         self._log: list[tuple[np.ndarray, ...]] = []
+
+    def _note_refreshes(self) -> None:
+        """After `ref_issued` changed: `_refresh_from`, the first tick at which some channel owes a
+        REFab (kept so that the check at every instruction boundary is one integer compare)."""
+        self._refresh_from = (min(self.ref_issued.tolist()) + 1) * self.dram.timing.nREFI
 
     @property
     def now_ps(self) -> int:
@@ -705,7 +710,7 @@ class PimSystem:
         if status == 2:
             raise RuntimeError(f"illegal refresh stream: {Cmd(int(cmd[n])).name} to bank {int(bank[n])} breaks its "
                                "bank-state precondition (internal error)")
-        self._refresh_from = (min(self.ref_issued.tolist()) + 1) * t.nREFI
+        self._note_refreshes()
         if n == 0:
             return None
         res = self._result("refresh", start, active, switches, 0, 0, 0)
@@ -811,7 +816,7 @@ class PimSystem:
                                f"row {int(low.row[k])} breaks its bank-state precondition (internal error)")
         n_ref = ret
         if n_ref:
-            self._refresh_from = (min(self.ref_issued.tolist()) + 1) * t.nREFI
+            self._note_refreshes()
         # Combined command arrays (refreshes spliced in before the command that triggered them).
         if n_ref:
             pos = np.arange(n) + np.searchsorted(ref_before[:n_ref], np.arange(n), side="right")

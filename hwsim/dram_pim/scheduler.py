@@ -281,14 +281,14 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 other_bank == -1 or other_bank == sel_bank)
             if may_skip:
                 if c == PRE:
-                    first_c, last_c = 0, 1
+                    after_lo, after_hi = 0, 1
                 elif (_has_other_hit(rq, rq_len, ch, sel, sel_bank, row, req_bank, req_row)
                       or _has_other_hit(wq, wq_len, ch, sel, sel_bank, row, req_bank, req_row)):
-                    first_c, last_c = 1, 3
+                    after_lo, after_hi = 1, 3
                 else:
-                    first_c = 2 if req_write[sel] else 1
-                    last_c = first_c + 1
-                for cc in range(first_c, last_c):
+                    after_lo = 2 if req_write[sel] else 1
+                    after_hi = after_lo + 1
+                for cc in range(after_lo, after_hi):
                     e = earliest(st, AFTER_CMDS[cc], sel_bank)
                     if e < skip_to:
                         skip_to = e

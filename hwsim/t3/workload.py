@@ -67,7 +67,8 @@ class T3Workload:
                              f"got {h}; expected a multiple of 16 (32-byte bursts)")
         if self.tokens % n:
             raise InputError(file, field_path(path, "tokens"),
-                             f"got {self.tokens}; expected a multiple of tp = {n} (one output chunk of T/N rows per GPU)")
+                             f"got {self.tokens}; expected a multiple of tp = {n} "
+                             "(one output chunk of T/N rows per GPU)")
 
     @property
     def gemm_shape(self) -> tuple[int, int, int]:
