@@ -23,7 +23,6 @@ never stored, and a stored run is replayed only if no refresh could be forced du
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -38,6 +37,7 @@ from hwsim.dram_pim.controller import CommandLog, command_csv, trace_rows
 from hwsim.dram_pim.constraints import compile_timing
 from hwsim.dram_pim.device import (H_BANKS_PER_CHANNEL, H_BANKS_PER_RANK, H_OPEN, Device, bank_state_ok, earliest,
                                    issue)
+from hwsim.dram_pim.memo import N_PHASES, S_LAST_MAX, Layout, MemoTable
 from hwsim.dram_pim.spec import DramSpec, load_dram_spec, with_channels
 from hwsim.dram_pim.stream import StreamIssuer
 from hwsim.errors import InputError
@@ -162,6 +162,7 @@ def load_pim(value: Any, file: str | None = None, path: str = "pim") -> PimSpec:
 # Results
 # ------------------------------------------------------------------------------------------------
 PHASES = ("broadcast", "row", "mac", "readout", "write", "refresh", "mode")
+assert len(PHASES) == N_PHASES
 _PHASE_OF = np.full(N_CMDS, 1, dtype=np.int64)   # ACT/PRE/PREA/ACT_AB -> row
 _PHASE_OF[[Cmd.WR_GB]] = 0
 _PHASE_OF[[Cmd.MAC_AB]] = 2
@@ -529,20 +530,6 @@ def _restore(ready, e_ready, open_row, e_open, hist, e_hist, channel_tick, e_ct,
 # ------------------------------------------------------------------------------------------------
 # The timed PIM system
 # ------------------------------------------------------------------------------------------------
-@dataclass
-class _MemoEntry:
-    result: VmmResult            # relative: start 0
-    counts: np.ndarray           # its commands per Cmd (for the totals)
-    ready: np.ndarray            # end state relative to start (clamped at 0), flat
-    open_row: np.ndarray         # relative to the placement's first row (-1 closed)
-    win_hist: np.ndarray         # [n, pos, ticks relative to start...]
-    channel_tick: np.ndarray     # relative
-    mode: np.ndarray             # channels' access modes at the end
-    last_issue: np.ndarray       # per channel, relative (for the refresh-validity check)
-    last_issue_max: int          # its largest entry
-    trace: tuple | None          # (tick, cmd, bank, row, column) relative, or None
-
-
 class PimSystem:
     """Timed PIM device: issues PIM instructions and keeps the clock and the counters.
 
@@ -570,7 +557,6 @@ class PimSystem:
         # Window-rule history older than the longest window latency can no longer constrain anything.
         self._hist_floor = -int(max(ct.win_lat.max(), 0)) - 1
         self._win_count = ct.win_count.astype(np.int64)
-        self._memo: OrderedDict[tuple, _MemoEntry] = OrderedDict()   # least recently used first
         C = pim_spec.channels
         # `_summarise` outputs (end_c, last_c, counts, acc, dangling), overwritten by every instruction
         self._scratch = (np.zeros(C, np.int64), np.zeros(C, np.int64), np.zeros(N_CMDS, np.int64),
@@ -582,6 +568,9 @@ class PimSystem:
         self.reset()
         d = self.device   # `_memo_key` output: at most one (position, value) pair per state entry
         self._key_buf = np.zeros(2 * (d.ready.size + d.open_row.size + d.win_hist.size + 2 * C), np.int64)
+        self.memo = MemoTable(MEMO_ENTRIES, Layout.of(d.ready.size, d.open_row.size, d.win_hist.size, C),
+                              self._key_buf.size)
+        self._signature_ids: dict = {}
 
     # ---- state -----------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -650,25 +639,29 @@ class PimSystem:
         pre = self.flush_refresh(start_tick=start)
         if pre is not None:
             start = pre.end_tick
-        key = None
         res = None
         if memo:
-            key = (signature, self._rel_state(start, base))
-            entry = self._memo.get(key)
-            if entry is not None:
-                self._memo.move_to_end(key)
-            if entry is not None and self._memo_valid(entry, start):
+            sig = self.signature_id(signature)
+            n = self._rel_state(start, base)
+            h, e = self.memo.lookup(sig, self._key_buf, n)
+            if e >= 0 and self._memo_valid(e, start):
                 self.memo_hits += 1
-                res = self._replay(entry, name, start, base)
+                res = self._replay(e, name, start, base)
             else:
                 self.memo_misses += 1
         if res is None:
             res, entry = self._run(lower(), name, start, want_memo=memo, base=base)
             if memo and entry is not None:
-                self._memo[key] = entry
-                if len(self._memo) > MEMO_ENTRIES:
-                    self._memo.popitem(last=False)
+                self.memo.insert(sig, self._key_buf, n, h, *entry)
         return res if pre is None else _merge(pre, res)
+
+    def signature_id(self, signature) -> int:
+        """The memo's integer id of an instruction signature (`placement_signature`, or a KV
+        append's tuple)."""
+        i = self._signature_ids.get(signature)
+        if i is None:
+            i = self._signature_ids[signature] = len(self._signature_ids)
+        return i
 
     def kv_score_placement(self, layer: int, ctx: int) -> Placement:
         """Placement of q . K^T over the first `ctx` cached tokens (x = q, y[h*ctx + t])."""
@@ -756,40 +749,42 @@ class PimSystem:
         _canonical_hist(self.device.win_hist, int(start), self._win_count, self._hist_floor, out)
         return out
 
-    def _rel_state(self, start: int, base: int) -> bytes:
+    def _rel_state(self, start: int, base: int) -> int:
         """Like `Device.snapshot(start)`, with open rows relative to the placement's first row and the
-        channels' command slots: equal bytes -> identical behaviour from `start` on, up to a row offset."""
+        channels' command slots, as `_memo_key` pairs in `_key_buf` (returns their count): equal
+        pairs -> identical behaviour from `start` on, up to a row offset."""
         d = self.device
-        out = self._key_buf
-        n = _memo_key(d.ready.reshape(-1), d.open_row, d.win_hist, self.issuer.channel_tick, self.mode, int(start),
-                      int(base), self._win_count, self._hist_floor, out)
-        return out[:n].tobytes()
+        return _memo_key(d.ready.reshape(-1), d.open_row, d.win_hist, self.issuer.channel_tick, self.mode, int(start),
+                         int(base), self._win_count, self._hist_floor, self._key_buf)
 
-    def _memo_valid(self, entry: _MemoEntry, start: int) -> bool:
-        """A stored run had no refresh inserted; it stays exact iff none would trigger now either."""
+    def _memo_valid(self, e: int, start: int) -> bool:
+        """Stored run e had no refresh inserted; it stays exact iff none would trigger now either."""
         if self.spec.refresh == "none":
             return True
         nrefi = self.dram.timing.nREFI
+        lay, row = self.memo.layout, self.memo.data[e]
         # bound: the latest last issue against the channel that has issued the fewest REFab
         fewest_issued = self._refresh_from // nrefi - 1
-        if (start + entry.last_issue_max) // nrefi - fewest_issued < self.spec.max_postponed_refreshes:
+        if (start + int(row[lay.scalars + S_LAST_MAX])) // nrefi - fewest_issued < self.spec.max_postponed_refreshes:
             return True
-        owed_at_end = (start + entry.last_issue) // nrefi - self.ref_issued
+        owed_at_end = (start + row[lay.last_issue:lay.channel_end]) // nrefi - self.ref_issued
         return bool((owed_at_end < self.spec.max_postponed_refreshes).all())
 
-    def _replay(self, e: _MemoEntry, name: str, start: int, base: int) -> VmmResult:
+    def _replay(self, e: int, name: str, start: int, base: int) -> VmmResult:
         d = self.device
-        _restore(d.ready.reshape(-1), e.ready, d.open_row, e.open_row, d.win_hist, e.win_hist,
-                 self.issuer.channel_tick, e.channel_tick, self.mode, e.mode, int(start), int(base))
-        r = e.result
+        lay, row = self.memo.layout, self.memo.data[e]
+        _restore(d.ready.reshape(-1), row[lay.ready:lay.open], d.open_row, row[lay.open:lay.hist], d.win_hist,
+                 row[lay.hist:lay.channel_tick].reshape(d.win_hist.shape), self.issuer.channel_tick,
+                 row[lay.channel_tick:lay.mode], self.mode, row[lay.mode:lay.last_issue], int(start), int(base))
+        r, rel_trace = self.memo.objects[e]
         trace = None
-        if e.trace is not None:
-            tk, cm, bk, rw, cl = e.trace
+        if rel_trace is not None:
+            tk, cm, bk, rw, cl = rel_trace
             trace = CommandLog(tk + start, cm, bk, np.where(rw >= 0, rw + base, rw), cl)
         res = VmmResult(name, start, r.end_tick + start, r.tCK_ps, r.channels, r.commands, r.row_hits, r.row_misses,
                         r.bytes_in, r.bytes_out, r.macs, r.cycles, r.active_channel_cycles, r.refreshes,
                         r.mode_switches, tuple(x + start for x in r.channel_end_tick), True, trace)
-        self._account(res, trace, e.counts)
+        self._account(res, trace, row[lay.counts:lay.cycles])
         return res
 
     def _run(self, low: LoweredOp, name: str, start: int, *, want_memo: bool, base: int | None = None):
@@ -844,17 +839,30 @@ class PimSystem:
             res = dataclasses.replace(res, trace=trace)
         entry = None
         if want_memo and n_ref == 0 and base is not None:
-            entry = _MemoEntry(
-                dataclasses.replace(res, start_tick=0, end_tick=end - start, trace=None,
-                                    channel_end_tick=tuple(e - start for e in res.channel_end_tick)),
-                counts.copy(), np.maximum(d.ready.reshape(-1) - start, 0),
-                np.where(d.open_row >= 0, d.open_row - base, -1),
-                self._rel_hist(start),
-                np.maximum(self.issuer.channel_tick - start, 0), self.mode.copy(), last_c - start,
-                int(last_c.max()) - start,
-                (tick - start, cmd, bank, np.where(row >= 0, row - base, row), col) if self.record else None)
+            rel = dataclasses.replace(res, start_tick=0, end_tick=end - start, trace=None,
+                                      channel_end_tick=tuple(e - start for e in res.channel_end_tick))
+            rel_trace = (tick - start, cmd, bank, np.where(row >= 0, row - base, row), col) if self.record else None
+            entry = (self._memo_row(rel, counts, start, base, last_c), (rel, rel_trace))
         self._account(res, trace, counts)
         return res, entry
+
+    def _memo_row(self, rel: VmmResult, counts: np.ndarray, start: int, base: int, last_c: np.ndarray) -> np.ndarray:
+        """The memo `data` row of an instruction that started at `start` and has just run: the
+        device's end state and the result `rel` (already relative), per `MemoTable.layout`."""
+        d, lay = self.device, self.memo.layout
+        out = np.empty(lay.width, np.int64)
+        out[lay.ready:lay.open] = np.maximum(d.ready.reshape(-1) - start, 0)
+        out[lay.open:lay.hist] = np.where(d.open_row >= 0, d.open_row - base, -1)
+        out[lay.hist:lay.channel_tick] = self._rel_hist(start).reshape(-1)
+        out[lay.channel_tick:lay.mode] = np.maximum(self.issuer.channel_tick - start, 0)
+        out[lay.mode:lay.last_issue] = self.mode
+        out[lay.last_issue:lay.channel_end] = last_c - start
+        out[lay.channel_end:lay.counts] = rel.channel_end_tick
+        out[lay.counts:lay.cycles] = counts
+        out[lay.cycles:lay.scalars] = [rel.cycles[p] for p in PHASES]
+        out[lay.scalars:] = (rel.end_tick, rel.row_hits, rel.row_misses, rel.bytes_in, rel.bytes_out, rel.macs,
+                             rel.active_channel_cycles, rel.mode_switches, int(last_c.max()) - start)
+        return out
 
     def _result(self, name: str, start: int, active: int, switches: np.ndarray, row_hits: int, row_misses: int,
                 macs: int) -> VmmResult:

@@ -1,0 +1,167 @@
+"""The exact instruction memo of `PimSystem` (docs/pim_mapping.md §7) in numpy arrays, so that a
+compiled loop (`hwsim.dram_pim.serial`) looks entries up and replays them without Python objects.
+
+A key is (signature id, the device state relative to the instruction's start as `_memo_key`
+pairs). Keys are rows of `keys` [capacity, key width] with `meta` [capacity, (signature, hash,
+length, last use)]; `slots`, an open-addressing hash table (a power of two, at least twice the
+capacity; -1 empty), maps a hash to the entry index. An entry's payload (the end state and the
+result, both relative to the start, rows to the placement's first row) is a row of `data` at the
+offsets of `Layout`. A full memo keeps its most recently used half: eviction only costs a
+re-simulation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from hwsim.dram_pim.commands import N_CMDS
+
+N_PHASES = 7
+# Scalars of an entry's result (after the arrays in a `data` row).
+(S_END, S_ROW_HITS, S_ROW_MISSES, S_BYTES_IN, S_BYTES_OUT, S_MACS, S_ACTIVE, S_MODE_SWITCHES,
+ S_LAST_MAX) = range(9)
+N_SCALARS = 9
+M_SIG, M_HASH, M_LEN, M_STAMP = range(4)
+_HASH_MOD = (1 << 31) - 1
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Offsets of the sections of a `data` row (ready, open rows, window histories, channel
+    command slots, modes, last issue ticks, channel end ticks, command counts, phase cycles,
+    scalars) and its width."""
+
+    ready: int
+    open: int
+    hist: int
+    channel_tick: int
+    mode: int
+    last_issue: int
+    channel_end: int
+    counts: int
+    cycles: int
+    scalars: int
+    width: int
+
+    @classmethod
+    def of(cls, n_ready: int, n_banks: int, n_hist: int, channels: int) -> "Layout":
+        sizes = (n_ready, n_banks, n_hist, channels, channels, channels, channels, N_CMDS, N_PHASES, N_SCALARS)
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        return cls(*offsets)
+
+
+@njit(cache=True, inline="always")
+def key_hash(sig, key, n):
+    """Hash of (signature id, the first n values of key), in [0, 2^31 - 1)."""
+    h = sig % _HASH_MOD
+    for i in range(n):
+        h = (h * 1000003 + key[i]) % _HASH_MOD
+    return h
+
+
+@njit(cache=True, inline="always")
+def find(slots, meta, keys, sig, key, n, h):
+    """Index of the entry whose key is (sig, key[:n]) (hash h), or -1."""
+    mask = slots.shape[0] - 1
+    s = h & mask
+    while True:
+        e = slots[s]
+        if e < 0:
+            return -1
+        if meta[e, 1] == h and meta[e, 0] == sig and meta[e, 2] == n:
+            same = True
+            row = keys[e]
+            for i in range(n):
+                if row[i] != key[i]:
+                    same = False
+                    break
+            if same:
+                return e
+        s = (s + 1) & mask
+
+
+@njit(cache=True)
+def find_key(slots, meta, keys, sig, key, n):
+    """(hash, index or -1) of (sig, key[:n])."""
+    h = key_hash(sig, key, n)
+    return h, find(slots, meta, keys, sig, key, n, h)
+
+
+@njit(cache=True)
+def rehash_one(slots, h, e):
+    """Put entry e (hash h) into the first free slot of its probe sequence."""
+    mask = slots.shape[0] - 1
+    s = h & mask
+    while slots[s] >= 0:
+        s = (s + 1) & mask
+    slots[s] = e
+
+
+@njit(cache=True)
+def rehash(slots, meta, n):
+    """Fill `slots` with entries 0..n-1."""
+    slots[:] = -1
+    for e in range(n):
+        rehash_one(slots, meta[e, 1], e)
+
+
+class MemoTable:
+    """The arrays of the memo and its Python side (insertion, eviction, per-entry objects)."""
+
+    def __init__(self, capacity: int, layout: Layout, key_width: int):
+        self.capacity = max(int(capacity), 1)
+        self.layout = layout
+        self.data = np.zeros((self.capacity, layout.width), np.int64)   # untouched pages cost no memory
+        self.keys = np.zeros((self.capacity, key_width), np.int64)
+        self.meta = np.zeros((self.capacity, 4), np.int64)
+        n_slots = 1 << max(2 * self.capacity - 1, 1).bit_length()
+        self.slots = np.full(n_slots, -1, np.int64)
+        # [entries, use clock]; the clock stamps meta[:, M_STAMP] at every lookup that finds an entry
+        self.counter = np.zeros(2, np.int64)
+        self.objects: list = []   # per entry: what the Python replay needs besides `data` (result, trace)
+
+    @property
+    def n(self) -> int:
+        return int(self.counter[0])
+
+    def lookup(self, sig: int, key: np.ndarray, n: int) -> tuple[int, int]:
+        """(hash, entry index or -1) of a key; a found entry is stamped as just used."""
+        h, e = find_key(self.slots, self.meta, self.keys, sig, key, n)
+        if e >= 0:
+            self.counter[1] += 1
+            self.meta[e, M_STAMP] = self.counter[1]
+        return int(h), int(e)
+
+    def insert(self, sig: int, key: np.ndarray, n: int, h: int, row: np.ndarray, obj) -> int:
+        """Store (or replace) the entry of key (sig, key[:n]) with hash h; returns its index."""
+        e = int(find(self.slots, self.meta, self.keys, sig, key, n, h))
+        if e < 0:
+            if self.n >= self.capacity:
+                self._evict()
+            e = self.n
+            self.counter[0] += 1
+            self.objects.append(None)
+            self.keys[e, :n] = key[:n]
+            self.meta[e, :3] = sig, h, n
+            rehash_one(self.slots, h, e)
+        self.counter[1] += 1
+        self.meta[e, M_STAMP] = self.counter[1]
+        self.data[e] = row
+        self.objects[e] = obj
+        return e
+
+    def _evict(self) -> None:
+        """Keep the most recently used half of the entries (in their order), rebuild the slots."""
+        n = self.n
+        keep = np.sort(np.argsort(self.meta[:n, M_STAMP], kind="stable")[n - self.capacity // 2:])
+        k = len(keep)
+        self.data[:k] = self.data[keep]
+        self.keys[:k] = self.keys[keep]
+        self.meta[:k] = self.meta[keep]
+        self.objects = [self.objects[i] for i in keep.tolist()]
+        self.counter[0] = k
+        rehash(self.slots, self.meta, k)
+
