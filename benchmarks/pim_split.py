@@ -24,11 +24,14 @@ import time
 
 import hwsim.asic.controller as controller
 import hwsim.dram_pim.pim as pim
+import hwsim.dram_pim.serial as serial
 from hwsim.cli import main
 
 TIMED = (
     (controller.Executor, "run_token", "token loop"),
     (controller.Compiler, "token", "compile token"),
+    (controller.PimSystemPort, "run_serial", "port.run_serial"),
+    (serial, "run_items", "compiled loop"),
     (controller.PimSystemPort, "vmm", "port.vmm"),
     (controller.PimSystemPort, "kv_append", "port.kv_append"),
     (controller.PimSystemPort, "energy_counts", "energy counts"),

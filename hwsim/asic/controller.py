@@ -119,6 +119,7 @@ class PimSystemPort:
         self._energy_counts = pim_energy_counts
         self._parts: dict[bytes, int] = {}
         self.results: list = []          # every VmmResult of the current token (energy counts)
+        self._serial = None              # or the current token's compiled serial run (its energy counts)
 
     def weight(self, op_id: str):
         return self.mp[op_id]
@@ -206,8 +207,26 @@ class PimSystemPort:
         self.results.extend(pre)
         return t2 * self.tck
 
+    @property
+    def compiled_serial(self) -> bool:
+        """Whether `run_serial` can run a token (not while the system keeps a command log)."""
+        return not self.system.record
+
+    def run_serial(self, kind, pre_ps, back_ps, op, n_ops: int, payloads: list, now_ps: int, issue_ps: int,
+                   lat_ps: int):
+        """A serial program as one compiled loop (`hwsim.dram_pim.serial.run_serial`); its energy
+        counts are this token's."""
+        from hwsim.dram_pim.serial import run_serial
+
+        self._serial = run_serial(self.system, kind, pre_ps, back_ps, op, n_ops, payloads, now_ps, issue_ps, lat_ps)
+        return self._serial
+
     def energy_counts(self, elapsed_ns: float) -> dict[str, float]:
         """Energy-table counts of this token's PIM work, standby over `elapsed_ns`; clears the list."""
+        if self._serial is not None:
+            out = self._serial.energy_counts(self.system.spec.channels, elapsed_ns)
+            self._serial = None
+            return out
         out = self._energy_counts(self.results, elapsed_ns=elapsed_ns) if self.results else {}
         self.results = []
         return out
@@ -417,6 +436,9 @@ class Executor:
 
     # -- one token ---------------------------------------------------------------------------
     def run_token(self, prog: list[Instr]) -> TokenResult:
+        if (self.policy == "serial" and self.memo and not self.keep_segments
+                and getattr(self.pim, "compiled_serial", False)):
+            return self._run_token_compiled(prog)
         eng = self.engine
         t0 = eng.now_ps
         n = len(prog)
@@ -500,6 +522,69 @@ class Executor:
         if self.keep_segments:
             res.schedule = [(ins.name, ins.unit, start[i], end[i]) for i, ins in enumerate(prog)]
         return res
+
+    def _run_token_compiled(self, prog: list[Instr]) -> TokenResult:
+        """`run_token` under the serial policy as one compiled loop over the program (the port's
+        `run_serial`): the same times and totals. ASIC and link instructions only take their fixed
+        durations there; their time and counts are added here."""
+        import numpy as np
+
+        t0 = self.engine.now_ps
+        n = len(prog)
+        kind = np.zeros(n, np.int64)
+        pre_ps = np.zeros(n, np.int64)
+        back_ps = np.zeros(n, np.int64)
+        op = np.zeros(n, np.int64)
+        payloads: list = [None] * n
+        pim_ops: dict[str, int] = {}
+        cat = dict.fromkeys(CATEGORIES, 0)
+        op_ps: dict[str, int] = {}
+        cost = ZERO
+        link_bits = offchip = 0
+        issue, lat = self.issue_ps, self.link_lat_ps
+
+        def add(category: str, op_id: str, ps: int) -> None:
+            if ps > 0:
+                cat[category] += ps
+                op_ps[op_id] = op_ps.get(op_id, 0) + ps
+
+        for i, ins in enumerate(prog):
+            if ins.kind == "vector" or ins.kind == "fetch":
+                add("other", ins.op_id, issue)
+                d = issue
+                if ins.kind == "vector":
+                    for p in ins.parts:
+                        ps = self.vu.ps(p.cost)
+                        add(p.category, p.op_id, ps)
+                        cost = cost + p.cost
+                        d += ps
+                else:
+                    nbytes, channels = ins.payload
+                    ps = self._fetch_ps(nbytes, channels)
+                    add("transfer", ins.op_id, ps)
+                    link_bits += 8 * nbytes
+                    offchip += nbytes
+                    d += ps
+                pre_ps[i] = d
+                continue
+            kind[i] = 1 if ins.kind == "vmm" else 2
+            pre_ps[i] = issue + lat
+            back_ps[i] = lat if ins.kind == "vmm" else 0
+            op[i] = pim_ops.setdefault(ins.op_id, len(pim_ops))
+            payloads[i] = ins.payload
+        r = self.pim.run_serial(kind, pre_ps, back_ps, op, len(pim_ops), payloads, t0, issue, lat)
+        for op_id, j in pim_ops.items():
+            v = int(r.op_ps[j])
+            if v:
+                op_ps[op_id] = op_ps.get(op_id, 0) + v
+        for k, v in r.category_ps.items():
+            cat[k] += v
+        t1 = r.now_ps
+        self.engine.run(t1)
+        if sum(cat.values()) != t1 - t0:
+            raise SimulationError(f"serial schedule has {(t1 - t0) - sum(cat.values())} ps not covered by instructions")
+        return TokenResult(t0, t1, cat, op_ps, cost, r.commands, link_bits, r.row_hits, r.row_misses,
+                           offchip + r.bytes_io, n, r.refresh_ps, r.phases_ps)
 
     def _execute(self, ins: Instr, now: int, acc: "_Accumulator", start, end, serial: bool) -> int:
         """Start `ins` at `now`; record its work; return its end time."""

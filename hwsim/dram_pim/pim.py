@@ -496,6 +496,9 @@ def _memo_key(ready, open_row, hist, channel_tick, mode, start, base, win_count,
     for w in range(hist.shape[0]):
         count = win_count[w]
         for node in range(hist.shape[1]):
+            if hist[w, node, 0] == 0:   # no history (most nodes: the rule binds at one level)
+                pos += hist.shape[2]
+                continue
             for j in range(count):
                 v = _hist_entry(hist, w, node, j, count, start, floor)
                 if v != floor:
@@ -561,8 +564,8 @@ class PimSystem:
         # `_summarise` outputs (end_c, last_c, counts, acc, dangling), overwritten by every instruction
         self._scratch = (np.zeros(C, np.int64), np.zeros(C, np.int64), np.zeros(N_CMDS, np.int64),
                          np.zeros(len(PHASES), np.int64), np.zeros(C, np.int64))
-        # `_flush_refresh` command buffers (cmd, bank, row, tick, mode-switch flag), grown on demand
-        self._flush_buf = tuple(np.zeros(C * (pim_spec.max_postponed_refreshes + 2), np.int64) for _ in range(5))
+        # `_flush_refresh` command buffers (rows: cmd, bank, row, tick, mode-switch flag), grown on demand
+        self._flush_buf = np.zeros((5, C * (pim_spec.max_postponed_refreshes + 2)), np.int64)
         self._flush_ref_scratch = np.zeros(1, np.int64)
         self._flush_switches = np.zeros(C, np.int64)
         self.reset()
@@ -608,6 +611,10 @@ class PimSystem:
         """y = x @ W per `placement`, starting at max(start_tick, tick). Under the deferred refresh
         policy the REFab owed at this instruction boundary are issued first and are part of the result
         (commands, cycles["refresh"]); the VMM proper is memoised on the state after them."""
+        return self._instruction(start_tick, memo, *self.vmm_instruction(placement))
+
+    def vmm_instruction(self, placement: Placement) -> tuple:
+        """(name, memo signature, first row, lower) of the instruction `vmm(placement)` runs."""
         def lower() -> LoweredOp:
             low = lower_vmm(placement, self.spec)
             if invariants.enabled():
@@ -615,8 +622,7 @@ class PimSystem:
                                                              banks_per_channel=self.spec.banks_per_channel)
             return low
 
-        return self._instruction(placement.name, start_tick, memo, placement_signature(placement),
-                                 placement.row_range[0], lower)
+        return placement.name, placement_signature(placement), placement.row_range[0], lower
 
     def lower(self, placement: Placement) -> LoweredOp:
         """The command arrays `vmm` would issue (no timing)."""
@@ -626,11 +632,15 @@ class PimSystem:
         """Write k_t and v_t of token `token` (0-based) of layer `layer` into the reserved KV region.
         Every layer's stream is layer 0's with rows shifted by the layer's region, so the append is
         memoised like a VMM (the other layers of a token replay the first one's, state permitting)."""
-        kv = self._kv()
-        return self._instruction(f"L{layer}.attn.kv_write@{token}", start_tick, memo, ("kv_append", kv, int(token)),
-                                 layer * kv.rows_per_layer, lambda: kv.append_commands(layer, token))
+        return self._instruction(start_tick, memo, *self.kv_append_instruction(layer, token))
 
-    def _instruction(self, name: str, start_tick: int | None, memo: bool, signature, base: int,
+    def kv_append_instruction(self, layer: int, token: int) -> tuple:
+        """(name, memo signature, first row, lower) of the instruction `kv_append(layer, token)` runs."""
+        kv = self._kv()
+        return (f"L{layer}.attn.kv_write@{token}", ("kv_append", kv, int(token)), layer * kv.rows_per_layer,
+                lambda: kv.append_commands(layer, token))
+
+    def _instruction(self, start_tick: int | None, memo: bool, name: str, signature, base: int,
                      lower) -> VmmResult:
         """One PIM instruction at max(start_tick, tick): the REFab owed at the boundary, then the
         command stream `lower()` (rows `base` + a layout that `signature` identifies), replayed from
@@ -651,8 +661,8 @@ class PimSystem:
                 self.memo_misses += 1
         if res is None:
             res, entry = self._run(lower(), name, start, want_memo=memo, base=base)
-            if memo and entry is not None:
-                self.memo.insert(sig, self._key_buf, n, h, *entry)
+            if entry is not None and entry[2]:
+                self.memo.insert(sig, self._key_buf, n, h, entry[0], entry[1])
         return res if pre is None else _merge(pre, res)
 
     def signature_id(self, signature) -> int:
@@ -699,7 +709,7 @@ class PimSystem:
                                                self._done, t.nCCD_L, *self._scratch)
             if status != 1:
                 break
-            self._flush_buf = tuple(np.zeros(2 * n, np.int64) for _ in range(5))
+            self._flush_buf = np.zeros((5, 2 * n), np.int64)
         if status == 2:
             raise RuntimeError(f"illegal refresh stream: {Cmd(int(cmd[n])).name} to bank {int(bank[n])} breaks its "
                                "bank-state precondition (internal error)")
@@ -837,12 +847,12 @@ class PimSystem:
         trace = CommandLog(tick, cmd, bank, row, col) if self.record else None
         if trace is not None:
             res = dataclasses.replace(res, trace=trace)
-        entry = None
-        if want_memo and n_ref == 0 and base is not None:
+        entry = None   # (memo row, (relative result, relative trace), storable: no refresh was forced)
+        if want_memo and base is not None:
             rel = dataclasses.replace(res, start_tick=0, end_tick=end - start, trace=None,
                                       channel_end_tick=tuple(e - start for e in res.channel_end_tick))
             rel_trace = (tick - start, cmd, bank, np.where(row >= 0, row - base, row), col) if self.record else None
-            entry = (self._memo_row(rel, counts, start, base, last_c), (rel, rel_trace))
+            entry = (self._memo_row(rel, counts, start, base, last_c), (rel, rel_trace), n_ref == 0)
         self._account(res, trace, counts)
         return res, entry
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,7 +35,7 @@ import numpy as np
 from hwsim.dram_pim.commands import Cmd
 from hwsim.errors import InputError
 from hwsim.mapping.lowering import LoweredOp
-from hwsim.mapping.partition import Placement, make_placement, placement_signature, window_elems
+from hwsim.mapping.partition import Placement, make_placement, set_signature, window_elems
 
 if TYPE_CHECKING:  # pragma: no cover
     from hwsim.dram_pim.pim import PimSpec
@@ -68,69 +68,69 @@ class KvLayout:
         return cls(model.n_layers, model.d_model, model.n_heads, d_head, int(context), ps.channels,
                    ps.banks_per_channel, ps.row_elems, ps.mac_lanes, win, int(base_row))
 
-    # ---- derived geometry ----------------------------------------------------------------------
-    @property
+    # ---- derived geometry (cached: the KV-append and attention placements ask for it per instruction) ----
+    @cached_property
     def head_pad(self) -> int:
         return -(-self.d_head // self.lanes) * self.lanes
 
-    @property
+    @cached_property
     def heads_per_window(self) -> int:
         return self.window // self.head_pad
 
-    @property
+    @cached_property
     def per_row(self) -> int:
         """Head segments of K per row."""
         return self.row_elems // self.head_pad
 
-    @property
+    @cached_property
     def token_slots(self) -> int:
         return -(-self.context // (self.channels * self.banks))
 
-    @property
+    @cached_property
     def head_groups(self) -> list[tuple[int, int]]:
         """(first head, heads) of each GB-window head group."""
         hpw = self.heads_per_window
         return [(h, min(hpw, self.n_heads - h)) for h in range(0, self.n_heads, hpw)]
 
-    @property
+    @cached_property
     def k_group_rows(self) -> list[int]:
         return [-(-self.token_slots * n // self.per_row) for _, n in self.head_groups]
 
-    @property
+    @cached_property
     def k_rows(self) -> int:
         return sum(self.k_group_rows)
 
-    @property
+    @cached_property
     def tokens_per_row(self) -> int:
         return (min(self.row_elems, self.window) // self.lanes) * self.lanes
 
-    @property
+    @cached_property
     def rows_per_dim(self) -> int:
         return -(-self.context // self.tokens_per_row)
 
-    @property
+    @cached_property
     def groups_per_head(self) -> int:
         return -(-self.d_head // self.banks)
 
-    @property
+    @cached_property
     def n_dim_groups(self) -> int:
         return self.n_heads * self.groups_per_head
 
-    @property
+    @cached_property
     def group_starts(self) -> np.ndarray:
         """First dim group of each channel (contiguous blocks), plus the end."""
         c = np.arange(self.channels + 1, dtype=np.int64)
         return (c * self.n_dim_groups) // self.channels
 
-    @property
+    @cached_property
     def v_rows(self) -> int:
         return int(np.diff(self.group_starts).max()) * self.rows_per_dim
 
-    @property
+    @cached_property
     def rows_per_layer(self) -> int:
         return self.k_rows + self.v_rows
 
-    @property
+    @cached_property
     def total_rows(self) -> int:
         return self.n_layers * self.rows_per_layer
 
@@ -270,8 +270,7 @@ def _score_rel(kv: KvLayout, ctx: int) -> Placement:
     ch, bk, row, col = kv._k_addr(t, h)
     p = make_placement("score", kv.d_model, kv.n_heads * ctx, ch, bk, row, col, h * ctx + t, h * kv.d_head,
                        np.full(len(t), kv.d_head))
-    placement_signature(p)
-    return p
+    return set_signature(p, "kv_score", dataclasses.astuple(kv), ctx)
 
 
 @lru_cache(maxsize=_ATTENTION_PLACEMENTS_KEPT)
@@ -288,5 +287,4 @@ def _context_rel(kv: KvLayout, ctx: int) -> Placement:
     p = make_placement("context", kv.n_heads * ctx, kv.d_model, rep(ch), rep(i % B),
                        rep(slot) * kv.rows_per_dim + k, np.zeros(len(k), np.int64), rep(out),
                        rep(h) * ctx + k * tpr, length)
-    placement_signature(p)
-    return p
+    return set_signature(p, "kv_context", dataclasses.astuple(kv), ctx)

@@ -27,6 +27,8 @@ QKV concatenation is simply `place_matrix("qkv", d, 3*d, ...)`.
 
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Callable
@@ -102,13 +104,20 @@ def make_placement(name: str, d_in: int, d_out: int, channel, bank, row, col_ele
                                                     (channel, bank, row, col_elem, out_index, in_start, length)))
 
 
+def set_signature(p: Placement, *identity) -> Placement:
+    """Give `p` a memo signature derived from `identity`, values that determine its whole layout
+    (the generator and its arguments): hashing the arrays of a large generated placement costs
+    milliseconds. A separate hash domain keeps these apart from array digests."""
+    h = hashlib.blake2b(repr(identity).encode(), digest_size=20, person=b"generated")
+    object.__setattr__(p, "_sig", h.digest())
+    return p
+
+
 def placement_signature(p: Placement) -> bytes:
     """Digest of everything the timing depends on, with rows relative to the first row: two placements
     with equal signatures issue the same commands up to a row offset (memo key)."""
     sig = p.__dict__.get("_sig")
     if sig is None:
-        import hashlib
-
         h = hashlib.blake2b(digest_size=20)
         h.update(np.array([p.d_in, p.d_out, len(p.channel)], dtype=np.int64).tobytes())
         base = p.row_range[0]

@@ -1,0 +1,383 @@
+"""A serial PIM-GPT token program as one compiled loop: the same timing and totals as the
+controller's event-driven serial policy (`hwsim.asic.controller.Executor`) over
+`PimSystemPort`, without Python objects per instruction.
+
+The program is a list of items. A fixed item (ASIC vector work, a link fetch) only takes its
+duration. A PIM item (a VMM or a KV append) takes `pre_ps` (instruction issue and the command
+path's link latency), then, exactly as `PimSystemPort.vmm` -> `PimSystem.vmm`: the REFab owed at
+the boundary (`_flush_refresh`), those owed at the instruction's start after them, and the
+instruction itself replayed from the memo (`hwsim.dram_pim.memo`); then `back_ps` (the result's
+return). A memo miss returns to Python (`run_serial`), which times the instruction with
+`PimSystem._run`, stores it and resumes the loop, which then accounts it from a result row.
+
+Totals kept per program (what the controller's accumulator and the energy counts of its port
+would hold): time per category and per op, the PIM phases, row hits and misses, bytes, commands,
+and the energy-count terms in the order the port's per-result sums would add them (the float sum
+of standby time depends on the order).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from numba import njit
+
+from hwsim.asic.controller import CATEGORIES
+from hwsim.dram_pim.commands import N_CMDS, Cmd
+from hwsim.dram_pim.memo import (M_STAMP, N_PHASES, S_ACTIVE, S_BYTES_IN, S_BYTES_OUT, S_END, S_LAST_MAX, S_MACS,
+                                 S_MODE_SWITCHES, S_ROW_HITS, S_ROW_MISSES, find, key_hash)
+from hwsim.dram_pim.pim import PHASES, _flush_refresh, _memo_key, _restore
+
+FIXED, VMM, KV_APPEND = 0, 1, 2
+CAT_PIM_VMM, CAT_KV_WRITE, CAT_TRANSFER, CAT_OTHER = (CATEGORIES.index(c) for c in
+                                                      ("pim_vmm", "kv_write", "transfer", "other"))
+# loop state
+(LS_ITEM, LS_PHASE, LS_NOW, LS_TICK, LS_REFRESH_FROM, LS_T, LS_T_PS, LS_T2, LS_START, LS_HAS_P, LS_HAS_Q,
+ LS_KEY_LEN, LS_HASH, LS_HITS, LS_MISSES, LS_NEED) = range(16)
+N_LS = 16
+# where an item resumes: from its start, after a miss (Python timed it), after its boundary flush
+PHASE_START, PHASE_ACCOUNT, PHASE_FLUSHED = 0, 1, 2
+# parameters
+(PR_TCK, PR_NREFI, PR_MAX_POST, PR_NMODCH, PR_REF_ON, PR_FLOOR, PR_NCCD_L, PR_ISSUE_PS, PR_LAT_PS) = range(9)
+# per-program integer totals
+(T_ROW_HITS, T_ROW_MISSES, T_OFFCHIP, T_REFRESH_PS, T_IO_BITS, T_SEEN,
+ # the system's own counters (PimSystem._account) not kept in shared arrays
+ T_SYS_ROW_HITS, T_SYS_ROW_MISSES, T_SYS_BYTES_IN, T_SYS_BYTES_OUT, T_SYS_MACS, T_SYS_ACTIVE,
+ T_SYS_MODE_SWITCHES) = range(13)
+N_TOTALS = 13
+# pending boundary flushes: pend[p or q] = commands per Cmd, then start, end, row-open cycles, mode switches
+PD_START, PD_END, PD_ACTIVE, PD_SWITCHES = N_CMDS, N_CMDS + 1, N_CMDS + 2, N_CMDS + 3
+# energy keys after the commands: pim_io, pim_standby_active, pim_standby_precharged
+E_KEYS = N_CMDS + 3
+# statuses
+DONE, MISS, GROW, ILLEGAL_REFRESH = 0, 1, 2, 3
+_REFRESH_PHASE = PHASES.index("refresh")
+
+
+@njit(cache=True)
+def _flush(st, start, prm, ref_issued, channel_tick, mode, fbuf, switches, ref_scratch, done_off, scr, pend, which,
+           sys_counts, tot):
+    """`PimSystem.flush_refresh` at `start` (known to owe a REFab): issue, account into the system
+    counters, keep the result in pend[which]. Returns (status, n, end): status 0 (done), GROW
+    (`fbuf` [cmd, bank, row, tick, mode switch] shorter than the n commands: nothing issued) or
+    ILLEGAL_REFRESH (command n breaks its bank-state precondition)."""
+    status, n, active = _flush_refresh(st, start, prm[PR_NREFI], ref_issued, channel_tick, mode, prm[PR_NMODCH],
+                                       switches, fbuf[0], fbuf[1], fbuf[2], fbuf[3], fbuf[4], ref_scratch, done_off,
+                                       prm[PR_NCCD_L], scr[0], scr[1], scr[2], scr[3], scr[4])
+    if status == 1:
+        return GROW, n, 0
+    if status == 2:
+        return ILLEGAL_REFRESH, n, 0
+    end = start
+    for c in range(scr[0].shape[0]):
+        end = max(end, scr[0][c])
+    counts = scr[2]
+    n_switches = 0
+    for c in range(switches.shape[0]):
+        n_switches += switches[c]
+    for c in range(N_CMDS):
+        pend[which, c] = counts[c]
+        sys_counts[c] += counts[c]
+    active = max(active, 0)
+    pend[which, PD_START] = start
+    pend[which, PD_END] = end
+    pend[which, PD_ACTIVE] = active
+    pend[which, PD_SWITCHES] = n_switches
+    tot[T_SYS_ACTIVE] += active
+    tot[T_SYS_MODE_SWITCHES] += n_switches
+    return DONE, n, end
+
+
+@njit(cache=True, inline="always")
+def _first_seen(seen, key, tot):
+    if seen[key] < 0:
+        seen[key] = tot[T_SEEN]
+        tot[T_SEEN] += 1
+
+
+@njit(cache=True, inline="always")
+def _energy_tail(seen, tot, e_active, io_bits, active, tck):
+    """The non-command terms of one result's energy counts (`_add_energy_counts`)."""
+    for k in range(N_CMDS, E_KEYS):
+        _first_seen(seen, k, tot)
+    tot[T_IO_BITS] += io_bits
+    e_active[0] += active * tck / 1000.0
+
+
+@njit(cache=True, inline="always")
+def _valid(row, lay, start, prm, ref_issued, refresh_from):
+    """`PimSystem._memo_valid` of the entry in `row`."""
+    if prm[PR_REF_ON] == 0:
+        return True
+    nrefi = prm[PR_NREFI]
+    fewest_issued = refresh_from // nrefi - 1
+    if (start + row[lay[9] + S_LAST_MAX]) // nrefi - fewest_issued < prm[PR_MAX_POST]:
+        return True
+    for c in range(ref_issued.shape[0]):
+        if (start + row[lay[5] + c]) // nrefi - ref_issued[c] >= prm[PR_MAX_POST]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def run_items(kind, pre_ps, back_ps, sig, base, op, ls, prm, lay, st, ready, open_row, win_hist, channel_tick, mode,
+              ref_issued, sys_counts, slots, meta, keys, data, counter, key_buf, win_count, result_row, done_off,
+              fbuf, switches, ref_scratch, scr, pend, cat, op_ps, phases, pim_counts, tot, seen, e_counts, e_active):
+    """Run items ls[LS_ITEM]... (item ls[LS_ITEM] from phase ls[LS_PHASE]; PHASE_ACCOUNT takes its
+    result from `result_row`). Returns DONE, or, with the item's state in ls for the resumption:
+    MISS (Python times the item), GROW (a flush needs ls[LS_NEED] commands of `fbuf`) or
+    ILLEGAL_REFRESH (flush command ls[LS_NEED] breaks its precondition)."""
+    tck = prm[PR_TCK]
+    ref_on = prm[PR_REF_ON] != 0
+    n_hist = win_hist.size
+    i = ls[LS_ITEM]
+    now = ls[LS_NOW]
+    tick = ls[LS_TICK]
+    refresh_from = ls[LS_REFRESH_FROM]
+    while i < kind.shape[0]:
+        if kind[i] == FIXED:
+            now += pre_ps[i]
+            i += 1
+            continue
+        phase = ls[LS_PHASE]
+        ls[LS_PHASE] = PHASE_START
+        t, t_ps, t2, start = ls[LS_T], ls[LS_T_PS], ls[LS_T2], ls[LS_START]
+        has_p, has_q = ls[LS_HAS_P], ls[LS_HAS_Q]
+        if phase == PHASE_START:
+            t_ps = now + pre_ps[i]
+            t = -(-t_ps // tck)
+            has_p = 0
+            t2 = t
+            s1 = max(tick, t)
+            if ref_on and s1 >= refresh_from:
+                status, n, t2 = _flush(st, s1, prm, ref_issued, channel_tick, mode, fbuf, switches, ref_scratch,
+                                       done_off, scr, pend, 0, sys_counts, tot)
+                if status != DONE:
+                    ls[LS_ITEM], ls[LS_PHASE], ls[LS_NOW], ls[LS_NEED] = i, PHASE_START, now, n
+                    ls[LS_TICK], ls[LS_REFRESH_FROM] = tick, refresh_from
+                    return status
+                has_p = 1
+                tick = max(tick, t2)
+                refresh_from = (ref_issued.min() + 1) * prm[PR_NREFI]
+            phase = PHASE_FLUSHED
+        if phase == PHASE_FLUSHED:
+            start = max(tick, t2)
+            has_q = 0
+            if ref_on and start >= refresh_from:
+                status, n, q_end = _flush(st, start, prm, ref_issued, channel_tick, mode, fbuf, switches,
+                                          ref_scratch, done_off, scr, pend, 1, sys_counts, tot)
+                if status != DONE:
+                    ls[LS_ITEM], ls[LS_PHASE], ls[LS_NOW], ls[LS_NEED] = i, PHASE_FLUSHED, now, n
+                    ls[LS_TICK], ls[LS_REFRESH_FROM] = tick, refresh_from
+                    ls[LS_T], ls[LS_T_PS], ls[LS_T2], ls[LS_HAS_P] = t, t_ps, t2, has_p
+                    return status
+                has_q = 1
+                tick = max(tick, q_end)
+                refresh_from = (ref_issued.min() + 1) * prm[PR_NREFI]
+                start = q_end
+            n = _memo_key(ready, open_row, win_hist, channel_tick, mode, start, base[i], win_count, prm[PR_FLOOR],
+                          key_buf)
+            h = key_hash(sig[i], key_buf, n)
+            e = find(slots, meta, keys, sig[i], key_buf, n, h)
+            ok = False
+            if e >= 0:
+                counter[1] += 1
+                meta[e, M_STAMP] = counter[1]
+                ok = _valid(data[e], lay, start, prm, ref_issued, refresh_from)
+            if not ok:
+                ls[LS_MISSES] += 1
+                ls[LS_ITEM], ls[LS_PHASE], ls[LS_NOW], ls[LS_TICK], ls[LS_REFRESH_FROM] = (i, PHASE_ACCOUNT, now, tick,
+                                                                                         refresh_from)
+                ls[LS_T], ls[LS_T_PS], ls[LS_T2], ls[LS_START], ls[LS_HAS_P], ls[LS_HAS_Q] = (t, t_ps, t2, start,
+                                                                                            has_p, has_q)
+                ls[LS_KEY_LEN], ls[LS_HASH] = n, h
+                return MISS
+            ls[LS_HITS] += 1
+            row = data[e]
+            _restore(ready, row[lay[0]:lay[1]], open_row, row[lay[1]:lay[2]], win_hist,
+                     row[lay[2]:lay[2] + n_hist].reshape(win_hist.shape), channel_tick, row[lay[3]:lay[4]], mode,
+                     row[lay[4]:lay[5]], start, base[i])
+            s = lay[9]   # `PimSystem._account` of the replayed result
+            for c in range(N_CMDS):
+                sys_counts[c] += row[lay[7] + c]
+            tot[T_SYS_ROW_HITS] += row[s + S_ROW_HITS]
+            tot[T_SYS_ROW_MISSES] += row[s + S_ROW_MISSES]
+            tot[T_SYS_BYTES_IN] += row[s + S_BYTES_IN]
+            tot[T_SYS_BYTES_OUT] += row[s + S_BYTES_OUT]
+            tot[T_SYS_MACS] += row[s + S_MACS]
+            tot[T_SYS_ACTIVE] += row[s + S_ACTIVE]
+            tot[T_SYS_MODE_SWITCHES] += row[s + S_MODE_SWITCHES]
+            tick = max(tick, start + row[s + S_END])
+        else:   # PHASE_ACCOUNT: Python ran the item (device state and system counters)
+            row = result_row
+        # The controller's view (PimSystemPort._wrap, Executor._execute, _Accumulator.pim): the result
+        # merged with the flush at its start (q), the boundary flush (p) before it as `other` time.
+        s = lay[9]
+        end_ps = (start + row[s + S_END]) * tck
+        other_ps = (pend[0, PD_END] - t) * tck if has_p else 0
+        o = op[i]
+        c_pim = CAT_PIM_VMM if kind[i] == VMM else CAT_KV_WRITE
+        pim_ps = end_ps - (t_ps + other_ps)
+        cat[CAT_OTHER] += prm[PR_ISSUE_PS] + other_ps
+        cat[CAT_TRANSFER] += prm[PR_LAT_PS] + back_ps[i]
+        cat[c_pim] += pim_ps
+        op_ps[o] += prm[PR_ISSUE_PS] + prm[PR_LAT_PS] + other_ps + pim_ps + back_ps[i]
+        tot[T_REFRESH_PS] += other_ps
+        tot[T_ROW_HITS] += row[s + S_ROW_HITS]
+        tot[T_ROW_MISSES] += row[s + S_ROW_MISSES]
+        io = row[s + S_BYTES_IN] + row[s + S_BYTES_OUT]
+        tot[T_OFFCHIP] += io
+        for k in range(N_PHASES):
+            phases[k] += row[lay[8] + k] * tck
+        if has_q:
+            phases[_REFRESH_PHASE] += (pend[1, PD_END] - pend[1, PD_START]) * tck
+        if has_p:   # energy: the boundary flush's result, then the instruction's
+            for c in range(N_CMDS):
+                if pend[0, c] > 0:
+                    _first_seen(seen, c, tot)
+                    e_counts[c] += pend[0, c]
+                    pim_counts[c] += pend[0, c]
+            _energy_tail(seen, tot, e_active, 0, pend[0, PD_ACTIVE], tck)
+        active = row[s + S_ACTIVE]
+        for c in range(N_CMDS):
+            v = row[lay[7] + c]
+            if v > 0:
+                _first_seen(seen, c, tot)
+                e_counts[c] += v
+                pim_counts[c] += v
+        if has_q:
+            active += pend[1, PD_ACTIVE]
+            for c in range(N_CMDS):
+                if pend[1, c] > 0:
+                    _first_seen(seen, c, tot)
+                    e_counts[c] += pend[1, c]
+                    pim_counts[c] += pend[1, c]
+        _energy_tail(seen, tot, e_active, io * 8, active, tck)
+        now = end_ps + back_ps[i]
+        i += 1
+    ls[LS_ITEM], ls[LS_NOW], ls[LS_TICK], ls[LS_REFRESH_FROM] = i, now, tick, refresh_from
+    return DONE
+
+
+class SerialRun:
+    """Totals of one program run by `run_serial` (ps; per category index, op index, phase index)."""
+
+    def __init__(self, now_ps: int, cat: np.ndarray, op_ps: np.ndarray, phases: np.ndarray, pim_counts: np.ndarray,
+                 tot: np.ndarray, seen: np.ndarray, e_counts: np.ndarray, e_active: float):
+        self.now_ps = now_ps
+        self.cat, self.op_ps, self.phases, self.pim_counts, self.tot = cat, op_ps, phases, pim_counts, tot
+        self._seen, self._e_counts, self._e_active = seen, e_counts, e_active
+
+    @property
+    def category_ps(self) -> dict[str, int]:
+        return dict(zip(CATEGORIES, self.cat.tolist()))
+
+    @property
+    def phases_ps(self) -> dict[str, int]:
+        return {k: v for k, v in zip(PHASES, self.phases.tolist()) if v}
+
+    @property
+    def commands(self) -> dict[str, int]:
+        return {Cmd(c).name: v for c, v in enumerate(self.pim_counts.tolist()) if v}
+
+    row_hits = property(lambda self: int(self.tot[T_ROW_HITS]))
+    row_misses = property(lambda self: int(self.tot[T_ROW_MISSES]))
+    bytes_io = property(lambda self: int(self.tot[T_OFFCHIP]))
+    refresh_ps = property(lambda self: int(self.tot[T_REFRESH_PS]))
+
+    def energy_counts(self, channels: int, elapsed_ns: float) -> dict[str, float]:
+        """`pim_energy_counts` of the program's results (standby over `elapsed_ns`), keys in the
+        order it would first see them."""
+        out: dict[str, float] = {}
+        for k in np.argsort(self._seen, kind="stable").tolist():
+            if self._seen[k] < 0:
+                continue
+            if k < N_CMDS:
+                out[Cmd(k).name] = float(self._e_counts[k])
+            elif k == N_CMDS:
+                out["pim_io"] = float(self.tot[T_IO_BITS])
+            elif k == N_CMDS + 1:
+                out["pim_standby_active"] = self._e_active
+            else:
+                out["pim_standby_precharged"] = max(channels * elapsed_ns - self._e_active, 0.0)
+        return out
+
+
+def run_serial(system, kind: np.ndarray, pre_ps: np.ndarray, back_ps: np.ndarray, op: np.ndarray, n_ops: int,
+               payloads: list, now_ps: int, issue_ps: int, lat_ps: int) -> SerialRun:
+    """Run a serial program on `system` (a `PimSystem` with memoisation on and no command log).
+    `payloads[i]` is item i's Placement (VMM) or (layer, token) (KV_APPEND); `op[i]` its op index."""
+    t = system.dram.timing
+    sp = system.spec
+    n = len(kind)
+    sig = np.zeros(n, np.int64)
+    base = np.zeros(n, np.int64)
+    instr = [None] * n
+    for i in np.flatnonzero(kind != FIXED).tolist():
+        p = payloads[i]
+        args = system.vmm_instruction(p) if kind[i] == VMM else system.kv_append_instruction(*p)
+        instr[i] = args
+        sig[i] = system.signature_id(args[1])
+        base[i] = args[2]
+    prm = np.array([system.tCK_ps, t.nREFI, sp.max_postponed_refreshes, sp.mode_switch_cycles,
+                    sp.refresh == "deferred", system._hist_floor, t.nCCD_L, issue_ps, lat_ps], np.int64)
+    memo = system.memo
+    lay = np.array(dataclasses.astuple(memo.layout), np.int64)
+    d = system.device
+    ls = np.zeros(N_LS, np.int64)
+    ls[LS_NOW] = now_ps
+    cat = np.zeros(len(CATEGORIES), np.int64)
+    op_ps = np.zeros(n_ops, np.int64)
+    phases = np.zeros(N_PHASES, np.int64)
+    pim_counts = np.zeros(N_CMDS, np.int64)
+    tot = np.zeros(N_TOTALS, np.int64)
+    seen = np.full(E_KEYS, -1, np.int64)
+    e_counts = np.zeros(N_CMDS, np.int64)
+    e_active = np.zeros(1, np.float64)
+    pend = np.zeros((2, N_CMDS + 4), np.int64)
+    result_row = np.zeros(memo.layout.width, np.int64)
+    fbuf = system._flush_buf
+    while True:
+        ls[LS_TICK] = system.tick
+        ls[LS_REFRESH_FROM] = system._refresh_from
+        status = run_items(kind, pre_ps, back_ps, sig, base, op, ls, prm, lay, d.state, d.ready.reshape(-1),
+                           d.open_row, d.win_hist, system.issuer.channel_tick, system.mode, system.ref_issued,
+                           system.counts, memo.slots, memo.meta, memo.keys, memo.data, memo.counter, system._key_buf,
+                           system._win_count, result_row, system._done, fbuf, system._flush_switches,
+                           system._flush_ref_scratch, system._scratch, pend, cat, op_ps, phases, pim_counts, tot, seen,
+                           e_counts, e_active)
+        _sync(system, ls, tot)
+        if status == DONE:
+            break
+        if status == GROW:
+            fbuf = system._flush_buf = np.zeros((5, 2 * int(ls[LS_NEED])), np.int64)
+        elif status == MISS:
+            i = int(ls[LS_ITEM])
+            name, _, b, lower = instr[i]
+            res, (row, obj, storable) = system._run(lower(), name, int(ls[LS_START]), want_memo=True, base=b)
+            if storable:
+                memo.insert(int(sig[i]), system._key_buf, int(ls[LS_KEY_LEN]), int(ls[LS_HASH]), row, obj)
+            result_row[:] = row
+        else:
+            k = int(ls[LS_NEED])
+            raise RuntimeError(f"illegal refresh stream: {Cmd(int(fbuf[0, k])).name} to bank {int(fbuf[1, k])} "
+                               "breaks its bank-state precondition (internal error)")
+    return SerialRun(int(ls[LS_NOW]), cat, op_ps, phases, pim_counts, tot, seen, e_counts, float(e_active[0]))
+
+
+def _sync(system, ls: np.ndarray, tot: np.ndarray) -> None:
+    """Hand what the loop changed to `system`'s Python counters (and clear the loop's copies)."""
+    system.tick = int(ls[LS_TICK])
+    system.row_hits += int(tot[T_SYS_ROW_HITS])
+    system.row_misses += int(tot[T_SYS_ROW_MISSES])
+    system.bytes_in += int(tot[T_SYS_BYTES_IN])
+    system.bytes_out += int(tot[T_SYS_BYTES_OUT])
+    system.macs += int(tot[T_SYS_MACS])
+    system.active_channel_cycles += int(tot[T_SYS_ACTIVE])
+    system.mode_switches += int(tot[T_SYS_MODE_SWITCHES])
+    tot[T_SYS_ROW_HITS:] = 0
+    system.memo_hits += int(ls[LS_HITS])
+    system.memo_misses += int(ls[LS_MISSES])
+    ls[LS_HITS] = ls[LS_MISSES] = 0
+    system._note_refreshes()
