@@ -240,6 +240,31 @@ def test_memo_on_off_identical():
     assert any(r is not None and r.memo_hit and "kv_write" in r.name for r in ra)   # appends replay too
 
 
+def test_attention_vmms_lowering_to_one_stream_share_its_timing_but_keep_their_own_macs():
+    """Score placements of neighbouring context lengths mostly lower to the same command stream
+    (the new token joins a slot other banks already MAC): they share a memo signature, and a replay
+    of one for the other is exact, useful MACs included."""
+    ps = pim(channels=2)
+    model = load_model({"preset": "gpt2-small", "n_layers": 2})
+    mp = place_model(model, ps, 256)
+    s = PimSystem(ps, mp)
+    pairs = [(s.kv_score_placement(1, c), s.kv_score_placement(1, c + 1)) for c in range(28, 36)]
+    shared = [(a, b) for a, b in pairs if s.vmm_key(a)[0] == s.vmm_key(b)[0]]
+    assert shared and len(shared) < len(pairs)           # some neighbours share a stream, not all
+    a, b = shared[0]
+    assert a.elements != b.elements and s.vmm_key(b)[2] == b.elements
+
+    def run(memo):
+        sys_ = PimSystem(ps, mp, record=True)
+        return sys_, [sys_.vmm(a, memo=memo), sys_.vmm(b, memo=memo, start_tick=sys_.tick + 5000)]
+
+    (x, rx), (y, ry) = run(True), run(False)
+    assert rx[1].memo_hit and rx == ry and rx[1].macs == b.elements
+    assert x.totals()["macs"] == y.totals()["macs"] == a.elements + b.elements
+    for k in ("tick", "cmd", "bank", "row", "column"):
+        assert np.array_equal(getattr(x.command_log(), k), getattr(y.command_log(), k)), k
+
+
 def _dense_state(s: PimSystem, start: int, base: int) -> bytes:
     """Reference for the memo key: the whole device state relative to `start` (rows to `base`)."""
     d = s.device

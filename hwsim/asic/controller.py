@@ -289,6 +289,8 @@ class Compiler:
             pl = pim.weight(op)
             tiles = pim.tiles(pl, opts.max_rows) if opts.tile_vmms else (pl,)
             self._weights[op] = (tuple(tiles), pim.parts(pl))
+        self._epilogues: dict[tuple, tuple] = {}   # (name, n, k) -> (parts, tail cycles): the same every token
+        self._tile_names: dict[str, list[str]] = {}
 
     def token(self, ctx: int, token: int) -> list[Instr]:
         """Instructions of the decode step that writes cache slot `token` (= ctx - 1)."""
@@ -304,11 +306,15 @@ class Compiler:
         def vec(name, parts, deps):
             return emit(Instr(name, "asic", "vector", parts[0].op_id, tuple(parts), None, tuple(deps)))
 
-        def epilogue(name, make, n, producer, deps=()):
-            """An ASIC epilogue over the n outputs of `producer`; `make(k)` gives its parts on k
-            elements (the tail is the last readout round: one output per MAC unit)."""
-            parts = tuple(make(n))
-            tail = sum(p.cost.cycles for p in make(min(n, banks)))
+        def epilogue(name, make, n, k, producer, deps=()):
+            """An ASIC epilogue over the n outputs of `producer` (k partial sums each); `make(m, k)`
+            gives its parts on m elements (the tail is the last readout round: one output per MAC
+            unit)."""
+            key = (name, n, k)
+            built = self._epilogues.get(key)
+            if built is None:
+                built = self._epilogues[key] = (tuple(make(n, k)), sum(p.cost.cycles for p in make(min(n, banks), k)))
+            parts, tail = built
             return emit(Instr(name, "asic", "vector", parts[0].op_id, parts, None, (producer, *deps),
                               producer, tail))
 
@@ -318,9 +324,12 @@ class Compiler:
         def tiled(name, op, deps):
             """One PIM instruction per input chunk of weight matrix `op`; returns (last, all, parts)."""
             tiles, k = self._weights[op]
+            names = self._tile_names.get(name)
+            if names is None:
+                names = self._tile_names[name] = [name] if len(tiles) == 1 else [f"{name}.t{t}" for t in range(len(tiles))]
             ids = []
             for t, pl in enumerate(tiles):
-                ids.append(vmm(name if len(tiles) == 1 else f"{name}.t{t}", op, pl, deps if t == 0 else [ids[-1]]))
+                ids.append(vmm(names[t], op, pl, deps if t == 0 else [ids[-1]]))
             return ids[-1], ids[:-1], k
 
         def fetch(name, op, nbytes, channels=0):
@@ -340,8 +349,8 @@ class Compiler:
                 deps.append(fetch(p + "params", p + "ln1", layer_param_elems(m) * 2))
             ln1 = vec(p + "ln1", [Part(p + "ln1", "asic", vu.layernorm(d))], deps)
             qkv, more, k = tiled(p + "qkv", p + "attn.qkv", [ln1])
-            ep = epilogue(p + "qkv.epi", lambda n, k=k: [
-                Part(p + "attn.qkv", "asic", vu.accumulate(n, k) + vu.bias_add(n))], 3 * d, qkv, more)
+            ep = epilogue(p + "qkv.epi", lambda n, k: [
+                Part(p + "attn.qkv", "asic", vu.accumulate(n, k) + vu.bias_add(n))], 3 * d, k, qkv, more)
             kv = emit(Instr(p + "kv", "pim", "kv_append", p + "attn.kv_write", (), (i, token), (ep,)))
             spl = self.pim.score(i, ctx)
             sc = vmm(p + "score", p + "attn.score", spl, [ep, kv])
@@ -356,21 +365,21 @@ class Compiler:
             k = self.pim.parts(cpl)
             y = cx
             if k > 1:
-                y = epilogue(p + "context.epi", lambda n, k=k: [
-                    Part(p + "attn.context", "asic", vu.accumulate(n, k))], d, cx)
+                y = epilogue(p + "context.epi", lambda n, k: [
+                    Part(p + "attn.context", "asic", vu.accumulate(n, k))], d, k, cx)
             pr, more, k = tiled(p + "proj", p + "attn.proj", [y])
-            x = epilogue(p + "proj.epi", lambda n, k=k: [
+            x = epilogue(p + "proj.epi", lambda n, k: [
                 Part(p + "attn.proj", "asic", vu.accumulate(n, k) + vu.bias_add(n)),
-                Part(p + "attn.residual", "asic", vu.residual_add(n))], d, pr, more + ([x] if x >= 0 else []))
+                Part(p + "attn.residual", "asic", vu.residual_add(n))], d, k, pr, more + ([x] if x >= 0 else []))
             ln2 = vec(p + "ln2", [Part(p + "ln2", "asic", vu.layernorm(d))], [x])
             f1, more, k = tiled(p + "fc1", p + "mlp.fc1", [ln2])
-            g = epilogue(p + "fc1.epi", lambda n, k=k: [
+            g = epilogue(p + "fc1.epi", lambda n, k: [
                 Part(p + "mlp.fc1", "asic", vu.accumulate(n, k) + vu.bias_add(n)),
-                Part(p + "mlp.gelu", "asic", vu.gelu(n))], f, f1, more)
+                Part(p + "mlp.gelu", "asic", vu.gelu(n))], f, k, f1, more)
             f2, more, k = tiled(p + "fc2", p + "mlp.fc2", [g])
-            x = epilogue(p + "fc2.epi", lambda n, k=k: [
+            x = epilogue(p + "fc2.epi", lambda n, k: [
                 Part(p + "mlp.fc2", "asic", vu.accumulate(n, k) + vu.bias_add(n)),
-                Part(p + "mlp.residual", "asic", vu.residual_add(n))], d, f2, more + [x])
+                Part(p + "mlp.residual", "asic", vu.residual_add(n))], d, k, f2, more + [x])
         deps = [x] if x >= 0 else []
         if o.include_final_layernorm:
             if o.params == "fetch":
@@ -380,8 +389,8 @@ class Compiler:
             lnf = x
         if o.include_lm_head:
             lm, more, k = tiled("lm_head", "lm_head", [lnf] if lnf >= 0 else [])
-            epilogue("lm_head.epi", lambda n, k=k: [
-                Part("lm_head", "asic", vu.accumulate(n, k) + vu.reduce(1, n, "cmp"))], m.vocab, lm, more)
+            epilogue("lm_head.epi", lambda n, k: [
+                Part("lm_head", "asic", vu.accumulate(n, k) + vu.reduce(1, n, "cmp"))], m.vocab, k, lm, more)
         return prog
 
 
@@ -539,7 +548,7 @@ class Executor:
         pim_ops: dict[str, int] = {}
         cat = dict.fromkeys(CATEGORIES, 0)
         op_ps: dict[str, int] = {}
-        cost = ZERO
+        costs: dict[VectorCost, int] = {}   # summed once per distinct cost (most repeat in every layer)
         link_bits = offchip = 0
         issue, lat = self.issue_ps, self.link_lat_ps
 
@@ -556,7 +565,7 @@ class Executor:
                     for p in ins.parts:
                         ps = self.vu.ps(p.cost)
                         add(p.category, p.op_id, ps)
-                        cost = cost + p.cost
+                        costs[p.cost] = costs.get(p.cost, 0) + 1
                         d += ps
                 else:
                     nbytes, channels = ins.payload
@@ -579,6 +588,9 @@ class Executor:
                 op_ps[op_id] = op_ps.get(op_id, 0) + v
         for k, v in r.category_ps.items():
             cat[k] += v
+        cost = ZERO
+        for c, k in costs.items():
+            cost = cost + c.times(k)
         t1 = r.now_ps
         self.engine.run(t1)
         if sum(cat.values()) != t1 - t0:

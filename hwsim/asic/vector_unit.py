@@ -51,7 +51,7 @@ square root 1 Newton iteration, tanh degree 7):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
 from hwsim.asic.spec import OP_CLASSES, AsicSpec
@@ -75,6 +75,10 @@ class VectorCost:
         return VectorCost(self.cycles + other.cycles, self.add + other.add, self.mul + other.mul,
                           self.cmp + other.cmp, self.bit + other.bit, self.sram_read_bits + other.sram_read_bits,
                           self.sram_write_bits + other.sram_write_bits)
+
+    def times(self, k: int) -> "VectorCost":
+        """This cost k times over."""
+        return VectorCost(*(k * getattr(self, f.name) for f in fields(self)))
 
     @property
     def ops(self) -> int:

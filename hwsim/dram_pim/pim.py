@@ -23,6 +23,7 @@ never stored, and a stored run is replayed only if no refresh could be forced du
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -42,7 +43,7 @@ from hwsim.dram_pim.spec import DramSpec, load_dram_spec, with_channels
 from hwsim.dram_pim.stream import StreamIssuer
 from hwsim.errors import InputError
 from hwsim.mapping.lowering import LoweredOp, lower_vmm
-from hwsim.mapping.partition import Placement, placement_signature
+from hwsim.mapping.partition import Placement, placement_signature, stream_origin
 from hwsim.presets import list_presets, preset_or_mapping
 
 
@@ -574,6 +575,7 @@ class PimSystem:
         self.memo = MemoTable(MEMO_ENTRIES, Layout.of(d.ready.size, d.open_row.size, d.win_hist.size, C),
                               self._key_buf.size)
         self._signature_ids: dict = {}
+        self._streams: dict[int, tuple] = {}   # id(origin placement) -> (it, stream signature id): vmm_key
 
     # ---- state -----------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -613,8 +615,30 @@ class PimSystem:
         (commands, cycles["refresh"]); the VMM proper is memoised on the state after them."""
         return self._instruction(start_tick, memo, *self.vmm_instruction(placement))
 
+    def vmm_key(self, placement: Placement) -> tuple[int, int, int]:
+        """(memo signature id, first row, useful MACs or -1) of `vmm(placement)`. A placement signed
+        by its stream (`sign_by_stream`) has the signature of its lowered commands (rows relative,
+        columns, bank accesses and row misses included), which placements with other useful MAC
+        counts may share: its own MACs are given, to replace a replayed entry's; otherwise -1 (the
+        signature determines them)."""
+        origin = stream_origin(placement)
+        if origin is None:
+            return self.signature_id(placement_signature(placement)), placement.row_range[0], -1
+        got = self._streams.get(id(origin))
+        if got is None or got[0] is not origin:
+            low = self.lower(origin)
+            h = hashlib.blake2b(digest_size=20, person=b"stream")
+            for a in (low.cmd, low.bank, low.row - origin.row_range[0], low.col,
+                      np.array([low.bank_accesses, low.row_misses], np.int64)):
+                h.update(np.ascontiguousarray(a, np.int64).tobytes())
+            if len(self._streams) >= 64:   # a stream recurs only for nearby context lengths
+                self._streams.clear()
+            got = self._streams[id(origin)] = (origin, self.signature_id(("stream", h.digest())))
+        return got[1], placement.row_range[0], placement.elements
+
     def vmm_instruction(self, placement: Placement) -> tuple:
-        """(name, memo signature, first row, lower) of the instruction `vmm(placement)` runs."""
+        """(name, memo signature id, first row, MACs or -1, lower) of the instruction `vmm(placement)`
+        runs (`vmm_key`)."""
         def lower() -> LoweredOp:
             low = lower_vmm(placement, self.spec)
             if invariants.enabled():
@@ -622,7 +646,7 @@ class PimSystem:
                                                              banks_per_channel=self.spec.banks_per_channel)
             return low
 
-        return placement.name, placement_signature(placement), placement.row_range[0], lower
+        return (placement.name, *self.vmm_key(placement), lower)
 
     def lower(self, placement: Placement) -> LoweredOp:
         """The command arrays `vmm` would issue (no timing)."""
@@ -634,16 +658,22 @@ class PimSystem:
         memoised like a VMM (the other layers of a token replay the first one's, state permitting)."""
         return self._instruction(start_tick, memo, *self.kv_append_instruction(layer, token))
 
-    def kv_append_instruction(self, layer: int, token: int) -> tuple:
-        """(name, memo signature, first row, lower) of the instruction `kv_append(layer, token)` runs."""
+    def kv_append_key(self, layer: int, token: int) -> tuple[int, int, int]:
+        """(memo signature id, first row, -1) of `kv_append(layer, token)` (as `vmm_key`)."""
         kv = self._kv()
-        return (f"L{layer}.attn.kv_write@{token}", ("kv_append", kv, int(token)), layer * kv.rows_per_layer,
+        return self.signature_id(("kv_append", kv, int(token))), layer * kv.rows_per_layer, -1
+
+    def kv_append_instruction(self, layer: int, token: int) -> tuple:
+        """(name, memo signature id, first row, -1, lower) of the instruction `kv_append(layer, token)`
+        runs."""
+        kv = self._kv()
+        return (f"L{layer}.attn.kv_write@{token}", *self.kv_append_key(layer, token),
                 lambda: kv.append_commands(layer, token))
 
-    def _instruction(self, start_tick: int | None, memo: bool, name: str, signature, base: int,
+    def _instruction(self, start_tick: int | None, memo: bool, name: str, sig: int, base: int, macs: int,
                      lower) -> VmmResult:
         """One PIM instruction at max(start_tick, tick): the REFab owed at the boundary, then the
-        command stream `lower()` (rows `base` + a layout that `signature` identifies), replayed from
+        command stream `lower()` (rows `base` + a layout that signature id `sig` identifies), replayed from
         the memo when an equal stream ran from an equal relative state."""
         start = self.tick if start_tick is None else max(self.tick, int(start_tick))
         pre = self.flush_refresh(start_tick=start)
@@ -651,12 +681,11 @@ class PimSystem:
             start = pre.end_tick
         res = None
         if memo:
-            sig = self.signature_id(signature)
             n = self._rel_state(start, base)
             h, e = self.memo.lookup(sig, self._key_buf, n)
             if e >= 0 and self._memo_valid(e, start):
                 self.memo_hits += 1
-                res = self._replay(e, name, start, base)
+                res = self._replay(e, name, start, base, macs)
             else:
                 self.memo_misses += 1
         if res is None:
@@ -780,7 +809,8 @@ class PimSystem:
         owed_at_end = (start + row[lay.last_issue:lay.channel_end]) // nrefi - self.ref_issued
         return bool((owed_at_end < self.spec.max_postponed_refreshes).all())
 
-    def _replay(self, e: int, name: str, start: int, base: int) -> VmmResult:
+    def _replay(self, e: int, name: str, start: int, base: int, macs: int) -> VmmResult:
+        """Entry e re-based at tick `start` and row `base` (its useful MACs replaced by `macs` >= 0)."""
         d = self.device
         lay, row = self.memo.layout, self.memo.data[e]
         _restore(d.ready.reshape(-1), row[lay.ready:lay.open], d.open_row, row[lay.open:lay.hist], d.win_hist,
@@ -792,8 +822,8 @@ class PimSystem:
             tk, cm, bk, rw, cl = rel_trace
             trace = CommandLog(tk + start, cm, bk, np.where(rw >= 0, rw + base, rw), cl)
         res = VmmResult(name, start, r.end_tick + start, r.tCK_ps, r.channels, r.commands, r.row_hits, r.row_misses,
-                        r.bytes_in, r.bytes_out, r.macs, r.cycles, r.active_channel_cycles, r.refreshes,
-                        r.mode_switches, tuple(x + start for x in r.channel_end_tick), True, trace)
+                        r.bytes_in, r.bytes_out, r.macs if macs < 0 else macs, r.cycles, r.active_channel_cycles,
+                        r.refreshes, r.mode_switches, tuple(x + start for x in r.channel_end_tick), True, trace)
         self._account(res, trace, row[lay.counts:lay.cycles])
         return res
 

@@ -121,7 +121,7 @@ def _valid(row, lay, start, prm, ref_issued, refresh_from):
 
 
 @njit(cache=True)
-def run_items(kind, pre_ps, back_ps, sig, base, op, ls, prm, lay, st, ready, open_row, win_hist, channel_tick, mode,
+def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, ready, open_row, win_hist, channel_tick, mode,
               ref_issued, sys_counts, slots, meta, keys, data, counter, key_buf, win_count, result_row, done_off,
               fbuf, switches, ref_scratch, scr, pend, cat, op_ps, phases, pim_counts, tot, seen, e_counts, e_active):
     """Run items ls[LS_ITEM]... (item ls[LS_ITEM] from phase ls[LS_PHASE]; PHASE_ACCOUNT takes its
@@ -205,7 +205,7 @@ def run_items(kind, pre_ps, back_ps, sig, base, op, ls, prm, lay, st, ready, ope
             tot[T_SYS_ROW_MISSES] += row[s + S_ROW_MISSES]
             tot[T_SYS_BYTES_IN] += row[s + S_BYTES_IN]
             tot[T_SYS_BYTES_OUT] += row[s + S_BYTES_OUT]
-            tot[T_SYS_MACS] += row[s + S_MACS]
+            tot[T_SYS_MACS] += row[s + S_MACS] if macs[i] < 0 else macs[i]
             tot[T_SYS_ACTIVE] += row[s + S_ACTIVE]
             tot[T_SYS_MODE_SWITCHES] += row[s + S_MODE_SWITCHES]
             tick = max(tick, start + row[s + S_END])
@@ -313,13 +313,10 @@ def run_serial(system, kind: np.ndarray, pre_ps: np.ndarray, back_ps: np.ndarray
     n = len(kind)
     sig = np.zeros(n, np.int64)
     base = np.zeros(n, np.int64)
-    instr = [None] * n
+    macs = np.full(n, -1, np.int64)
     for i in np.flatnonzero(kind != FIXED).tolist():
         p = payloads[i]
-        args = system.vmm_instruction(p) if kind[i] == VMM else system.kv_append_instruction(*p)
-        instr[i] = args
-        sig[i] = system.signature_id(args[1])
-        base[i] = args[2]
+        sig[i], base[i], macs[i] = system.vmm_key(p) if kind[i] == VMM else system.kv_append_key(*p)
     prm = np.array([system.tCK_ps, t.nREFI, sp.max_postponed_refreshes, sp.mode_switch_cycles,
                     sp.refresh == "deferred", system._hist_floor, t.nCCD_L, issue_ps, lat_ps], np.int64)
     memo = system.memo
@@ -341,7 +338,7 @@ def run_serial(system, kind: np.ndarray, pre_ps: np.ndarray, back_ps: np.ndarray
     while True:
         ls[LS_TICK] = system.tick
         ls[LS_REFRESH_FROM] = system._refresh_from
-        status = run_items(kind, pre_ps, back_ps, sig, base, op, ls, prm, lay, d.state, d.ready.reshape(-1),
+        status = run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, d.state, d.ready.reshape(-1),
                            d.open_row, d.win_hist, system.issuer.channel_tick, system.mode, system.ref_issued,
                            system.counts, memo.slots, memo.meta, memo.keys, memo.data, memo.counter, system._key_buf,
                            system._win_count, result_row, system._done, fbuf, system._flush_switches,
@@ -354,7 +351,8 @@ def run_serial(system, kind: np.ndarray, pre_ps: np.ndarray, back_ps: np.ndarray
             fbuf = system._flush_buf = np.zeros((5, 2 * int(ls[LS_NEED])), np.int64)
         elif status == MISS:
             i = int(ls[LS_ITEM])
-            name, _, b, lower = instr[i]
+            p = payloads[i]
+            name, _, b, _, lower = system.vmm_instruction(p) if kind[i] == VMM else system.kv_append_instruction(*p)
             res, (row, obj, storable) = system._run(lower(), name, int(ls[LS_START]), want_memo=True, base=b)
             if storable:
                 memo.insert(int(sig[i]), system._key_buf, int(ls[LS_KEY_LEN]), int(ls[LS_HASH]), row, obj)

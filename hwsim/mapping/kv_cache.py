@@ -35,7 +35,7 @@ import numpy as np
 from hwsim.dram_pim.commands import Cmd
 from hwsim.errors import InputError
 from hwsim.mapping.lowering import LoweredOp
-from hwsim.mapping.partition import Placement, make_placement, set_signature, window_elems
+from hwsim.mapping.partition import Placement, make_placement, set_signature, sign_by_stream, window_elems
 
 if TYPE_CHECKING:  # pragma: no cover
     from hwsim.dram_pim.pim import PimSpec
@@ -270,7 +270,8 @@ def _score_rel(kv: KvLayout, ctx: int) -> Placement:
     ch, bk, row, col = kv._k_addr(t, h)
     p = make_placement("score", kv.d_model, kv.n_heads * ctx, ch, bk, row, col, h * ctx + t, h * kv.d_head,
                        np.full(len(t), kv.d_head))
-    return set_signature(p, "kv_score", dataclasses.astuple(kv), ctx)
+    p.row_range   # computed once here, inherited by every layer's shifted copy
+    return sign_by_stream(set_signature(p, "kv_score", dataclasses.astuple(kv), ctx))
 
 
 @lru_cache(maxsize=_ATTENTION_PLACEMENTS_KEPT)
@@ -287,4 +288,5 @@ def _context_rel(kv: KvLayout, ctx: int) -> Placement:
     p = make_placement("context", kv.n_heads * ctx, kv.d_model, rep(ch), rep(i % B),
                        rep(slot) * kv.rows_per_dim + k, np.zeros(len(k), np.int64), rep(out),
                        rep(h) * ctx + k * tpr, length)
-    return set_signature(p, "kv_context", dataclasses.astuple(kv), ctx)
+    p.row_range
+    return sign_by_stream(set_signature(p, "kv_context", dataclasses.astuple(kv), ctx))

@@ -85,6 +85,9 @@ class Placement:  # one weight matrix W [d_in, d_out], y = x @ W
         sig = self.__dict__.get("_sig")
         if sig is not None:
             object.__setattr__(p, "_sig", sig)
+        origin = stream_origin(self)
+        if origin is not None:
+            p.__dict__["_stream_origin"] = origin
         if "row_range" in self.__dict__ and len(self.row):
             lo, hi = self.row_range
             p.__dict__["row_range"] = (lo + int(rows), hi + int(rows))
@@ -111,6 +114,20 @@ def set_signature(p: Placement, *identity) -> Placement:
     h = hashlib.blake2b(repr(identity).encode(), digest_size=20, person=b"generated")
     object.__setattr__(p, "_sig", h.digest())
     return p
+
+
+def sign_by_stream(p: Placement) -> Placement:
+    """Mark `p` (a generated placement) to be memoised by the command stream it lowers to rather
+    than by its layout (`PimSystem.vmm_key`): neighbouring context lengths of an attention VMM
+    mostly lower to the same stream, only their useful MAC counts differ. Shifted copies keep the
+    mark and point to `p`, whose lowering stands for theirs."""
+    p.__dict__["_stream_origin"] = p
+    return p
+
+
+def stream_origin(p: Placement) -> Placement | None:
+    """The placement whose lowered stream signs `p` (`sign_by_stream`), or None."""
+    return p.__dict__.get("_stream_origin")
 
 
 def placement_signature(p: Placement) -> bytes:
