@@ -14,7 +14,7 @@ from hwsim.dram_pim.commands import Cmd
 from hwsim.dram_pim.pim import PimSystem, load_pim, pim_energy_counts
 from hwsim.energy import load_energy_table
 from hwsim.errors import InputError
-from hwsim.mapping.partition import place_matrix, place_model
+from hwsim.mapping.partition import place_matrix, place_model, stream_origin
 from hwsim.models import load_model
 
 HAVE_CHECKER = importlib.util.find_spec("hwsim.dram_pim.checker") is not None
@@ -253,6 +253,11 @@ def test_attention_vmms_lowering_to_one_stream_share_its_timing_but_keep_their_o
     assert shared and len(shared) < len(pairs)           # some neighbours share a stream, not all
     a, b = shared[0]
     assert a.elements != b.elements and s.vmm_key(b)[2] == b.elements
+    # a miss lowers the origin (layer 0's rows) shifted: the same commands as lowering `b` itself
+    direct, shifted = s.lower(b), s.vmm_instruction(b)[4]()
+    assert stream_origin(b) is not b and b.row_range[0] > stream_origin(b).row_range[0]
+    for k in ("cmd", "bank", "row", "col", "macs", "bank_accesses", "row_misses"):
+        assert np.array_equal(getattr(direct, k), getattr(shifted, k)), k
 
     def run(memo):
         sys_ = PimSystem(ps, mp, record=True)

@@ -624,23 +624,33 @@ class PimSystem:
         origin = stream_origin(placement)
         if origin is None:
             return self.signature_id(placement_signature(placement)), placement.row_range[0], -1
+        return self._stream(origin)[1], placement.row_range[0], placement.elements
+
+    def _stream(self, origin: Placement) -> tuple:
+        """(origin, stream signature id, lowering) of a placement signed by its stream."""
         got = self._streams.get(id(origin))
         if got is None or got[0] is not origin:
-            low = self.lower(origin)
+            low = lower_vmm(origin, self.spec)
             h = hashlib.blake2b(digest_size=20, person=b"stream")
             for a in (low.cmd, low.bank, low.row - origin.row_range[0], low.col,
                       np.array([low.bank_accesses, low.row_misses], np.int64)):
                 h.update(np.ascontiguousarray(a, np.int64).tobytes())
-            if len(self._streams) >= 64:   # a stream recurs only for nearby context lengths
+            if len(self._streams) >= 16:   # the current context length's, the rest recur rarely
                 self._streams.clear()
-            got = self._streams[id(origin)] = (origin, self.signature_id(("stream", h.digest())))
-        return got[1], placement.row_range[0], placement.elements
+            got = self._streams[id(origin)] = (origin, self.signature_id(("stream", h.digest())), low)
+        return got
 
     def vmm_instruction(self, placement: Placement) -> tuple:
         """(name, memo signature id, first row, MACs or -1, lower) of the instruction `vmm(placement)`
         runs (`vmm_key`)."""
         def lower() -> LoweredOp:
-            low = lower_vmm(placement, self.spec)
+            origin = stream_origin(placement)
+            if origin is None:
+                low = lower_vmm(placement, self.spec)
+            else:   # the origin's lowering, rows shifted as the placement's (lowering commutes with it)
+                low = self._stream(origin)[2]
+                shift = placement.row_range[0] - origin.row_range[0]
+                low = dataclasses.replace(low, row=np.where(low.row >= 0, low.row + shift, low.row))
             if invariants.enabled():
                 invariants.check_vmm_reads_every_weight_once(placement, low, lanes=self.spec.mac_lanes,
                                                              banks_per_channel=self.spec.banks_per_channel)
