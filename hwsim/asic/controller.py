@@ -260,6 +260,15 @@ class Instr:
     tail_cycles: int = 0            # overlap: epilogue cycles on the VMM's last readout round
 
 
+class Program(list):
+    """A token's instructions. Programs with the same `template` hold the same instruction objects
+    everywhere but at the positions `dynamic` (the context-dependent attention blocks)."""
+
+    template: object | None = None
+    dynamic: tuple[int, ...] = ()
+    shape: object = None
+
+
 @dataclass(frozen=True)
 class CompileOptions:
     include_embedding: bool = True
@@ -291,13 +300,69 @@ class Compiler:
             self._weights[op] = (tuple(tiles), pim.parts(pl))
         self._epilogues: dict[tuple, tuple] = {}   # (name, n, k) -> (parts, tail cycles): the same every token
         self._tile_names: dict[str, list[str]] = {}
+        self._last: Program | None = None
+        self._attention_sites: list[tuple[int, int, int]] = []   # (position, layer, qkv epilogue) per layer
 
-    def token(self, ctx: int, token: int) -> list[Instr]:
-        """Instructions of the decode step that writes cache slot `token` (= ctx - 1)."""
+    def _epilogue(self, name, make, n, k, producer, deps=()) -> Instr:
+        """An ASIC epilogue over the n outputs of `producer` (k partial sums each); `make(m, k)`
+        gives its parts on m elements (the tail is the last readout round: one output per MAC unit)."""
+        key = (name, n, k)
+        built = self._epilogues.get(key)
+        if built is None:
+            built = self._epilogues[key] = (tuple(make(n, k)), sum(p.cost.cycles for p in make(min(n, self.pim.banks), k)))
+        parts, tail = built
+        return Instr(name, "asic", "vector", parts[0].op_id, parts, None, (producer, *deps), producer, tail)
+
+    def _attention(self, i: int, ctx: int, token: int, at: int, ep: int) -> list[Instr]:
+        """Layer i's context-dependent block, placed at position `at` after the qkv epilogue `ep`:
+        KV append, score VMM, softmax, context VMM and, when its outputs come in parts, their
+        accumulation (the block's last instruction produces the attention output)."""
+        vu, d, h = self.vu, self.model.d_model, self.model.n_heads
+        p = f"L{i}."
+        kv, sc, sm, cx = at, at + 1, at + 2, at + 3
+        spl = self.pim.score(i, ctx)
+        k = self.pim.parts(spl)
+        sm_parts = []
+        if k > 1:
+            sm_parts.append(Part(p + "attn.score", "asic", vu.accumulate(h * ctx, k)))
+        sm_parts.append(Part(p + "attn.softmax", "asic", vu.scale(h * ctx) + vu.softmax(h, ctx)))
+        cpl = self.pim.context(i, ctx)
+        block = [Instr(p + "kv", "pim", "kv_append", p + "attn.kv_write", (), (i, token), (ep,)),
+                 Instr(p + "score", "pim", "vmm", p + "attn.score", (), spl, (ep, kv)),
+                 Instr(p + "softmax", "asic", "vector", sm_parts[0].op_id, tuple(sm_parts), None, (sc,)),
+                 Instr(p + "context", "pim", "vmm", p + "attn.context", (), cpl, (sm, kv))]
+        k = self.pim.parts(cpl)
+        if k > 1:
+            block.append(self._epilogue(p + "context.epi", lambda n, k: [
+                Part(p + "attn.context", "asic", vu.accumulate(n, k))], d, k, cx))
+        return block
+
+    def token(self, ctx: int, token: int) -> Program:
+        """Instructions of the decode step that writes cache slot `token` (= ctx - 1). Only the
+        attention blocks depend on the context: while their shape (whether the context VMM's outputs
+        need accumulating) stays the previous token's, that program is reused with them rebuilt."""
+        shape = self.pim.parts(self.pim.context(0, ctx)) > 1
+        last = self._last
+        if last is not None and last.shape == shape:
+            prog = Program(last)
+            prog.template, prog.dynamic, prog.shape = last.template, last.dynamic, shape
+            for at, i, ep in self._attention_sites:
+                block = self._attention(i, ctx, token, at, ep)
+                prog[at:at + len(block)] = block
+            self._last = prog
+            return prog
+        prog = self._build(ctx, token)
+        prog.template, prog.shape = object(), shape
+        self._last = prog
+        return prog
+
+    def _build(self, ctx: int, token: int) -> Program:
+        """`token`'s program built whole (recording where the attention blocks are)."""
         m, vu, o = self.model, self.vu, self.opts
-        d, f, h = m.d_model, m.d_ff, m.n_heads
-        banks = self.pim.banks
-        prog: list[Instr] = []
+        d, f = m.d_model, m.d_ff
+        prog = Program()
+        sites = self._attention_sites = []
+        dynamic = []
 
         def emit(ins: Instr) -> int:
             prog.append(ins)
@@ -307,16 +372,7 @@ class Compiler:
             return emit(Instr(name, "asic", "vector", parts[0].op_id, tuple(parts), None, tuple(deps)))
 
         def epilogue(name, make, n, k, producer, deps=()):
-            """An ASIC epilogue over the n outputs of `producer` (k partial sums each); `make(m, k)`
-            gives its parts on m elements (the tail is the last readout round: one output per MAC
-            unit)."""
-            key = (name, n, k)
-            built = self._epilogues.get(key)
-            if built is None:
-                built = self._epilogues[key] = (tuple(make(n, k)), sum(p.cost.cycles for p in make(min(n, banks), k)))
-            parts, tail = built
-            return emit(Instr(name, "asic", "vector", parts[0].op_id, parts, None, (producer, *deps),
-                              producer, tail))
+            return emit(self._epilogue(name, make, n, k, producer, deps))
 
         def vmm(name, op, pl, deps):
             return emit(Instr(name, "pim", "vmm", op, (), pl, tuple(deps)))
@@ -351,22 +407,11 @@ class Compiler:
             qkv, more, k = tiled(p + "qkv", p + "attn.qkv", [ln1])
             ep = epilogue(p + "qkv.epi", lambda n, k: [
                 Part(p + "attn.qkv", "asic", vu.accumulate(n, k) + vu.bias_add(n))], 3 * d, k, qkv, more)
-            kv = emit(Instr(p + "kv", "pim", "kv_append", p + "attn.kv_write", (), (i, token), (ep,)))
-            spl = self.pim.score(i, ctx)
-            sc = vmm(p + "score", p + "attn.score", spl, [ep, kv])
-            k = self.pim.parts(spl)
-            sm_parts = []
-            if k > 1:
-                sm_parts.append(Part(p + "attn.score", "asic", vu.accumulate(h * ctx, k)))
-            sm_parts.append(Part(p + "attn.softmax", "asic", vu.scale(h * ctx) + vu.softmax(h, ctx)))
-            sm = vec(p + "softmax", sm_parts, [sc])
-            cpl = self.pim.context(i, ctx)
-            cx = vmm(p + "context", p + "attn.context", cpl, [sm, kv])
-            k = self.pim.parts(cpl)
-            y = cx
-            if k > 1:
-                y = epilogue(p + "context.epi", lambda n, k: [
-                    Part(p + "attn.context", "asic", vu.accumulate(n, k))], d, k, cx)
+            sites.append((len(prog), i, ep))
+            block = self._attention(i, ctx, token, len(prog), ep)
+            dynamic.extend(range(len(prog), len(prog) + len(block)))
+            prog.extend(block)
+            y = len(prog) - 1
             pr, more, k = tiled(p + "proj", p + "attn.proj", [y])
             x = epilogue(p + "proj.epi", lambda n, k: [
                 Part(p + "attn.proj", "asic", vu.accumulate(n, k) + vu.bias_add(n)),
@@ -391,6 +436,7 @@ class Compiler:
             lm, more, k = tiled("lm_head", "lm_head", [lnf] if lnf >= 0 else [])
             epilogue("lm_head.epi", lambda n, k: [
                 Part("lm_head", "asic", vu.accumulate(n, k) + vu.reduce(1, n, "cmp"))], m.vocab, k, lm, more)
+        prog.dynamic = tuple(dynamic)
         return prog
 
 
@@ -436,6 +482,7 @@ class Executor:
         self.issue_ps = asic.cycles_to_ps(asic.instruction_issue_cycles)
         self.link_lat_ps = round(asic.link.latency_ns * 1000)
         self.link_Bpns = asic.link_bytes_per_ns(channels)
+        self._encoded: tuple | None = None   # (template, _Encoding of its shared instructions): compiled serial
 
     # -- durations ---------------------------------------------------------------------------
     def _fetch_ps(self, nbytes: int, channels: int = 0) -> int:
@@ -535,68 +582,41 @@ class Executor:
     def _run_token_compiled(self, prog: list[Instr]) -> TokenResult:
         """`run_token` under the serial policy as one compiled loop over the program (the port's
         `run_serial`): the same times and totals. ASIC and link instructions only take their fixed
-        durations there; their time and counts are added here."""
-        import numpy as np
-
+        durations there; their time and counts are added here (`_Encoding`, kept for the
+        instructions a `Program` shares with the previous token's)."""
+        tpl = getattr(prog, "template", None)
+        if tpl is not None and self._encoded is not None and self._encoded[0] is tpl:
+            enc = self._encoded[1].copy()
+            for i in prog.dynamic:
+                enc.add(i, prog[i], self)
+        else:
+            dynamic = set(prog.dynamic) if tpl is not None else set()
+            enc = _Encoding(len(prog))
+            for i, ins in enumerate(prog):
+                if i not in dynamic:
+                    enc.add(i, ins, self)
+            self._encoded = (tpl, enc.copy()) if tpl is not None else None
+            for i in dynamic:
+                enc.add(i, prog[i], self)
         t0 = self.engine.now_ps
-        n = len(prog)
-        kind = np.zeros(n, np.int64)
-        pre_ps = np.zeros(n, np.int64)
-        back_ps = np.zeros(n, np.int64)
-        op = np.zeros(n, np.int64)
-        payloads: list = [None] * n
-        pim_ops: dict[str, int] = {}
-        cat = dict.fromkeys(CATEGORIES, 0)
-        op_ps: dict[str, int] = {}
-        costs: dict[VectorCost, int] = {}   # summed once per distinct cost (most repeat in every layer)
-        link_bits = offchip = 0
-        issue, lat = self.issue_ps, self.link_lat_ps
-
-        def add(category: str, op_id: str, ps: int) -> None:
-            if ps > 0:
-                cat[category] += ps
-                op_ps[op_id] = op_ps.get(op_id, 0) + ps
-
-        for i, ins in enumerate(prog):
-            if ins.kind == "vector" or ins.kind == "fetch":
-                add("other", ins.op_id, issue)
-                d = issue
-                if ins.kind == "vector":
-                    for p in ins.parts:
-                        ps = self.vu.ps(p.cost)
-                        add(p.category, p.op_id, ps)
-                        costs[p.cost] = costs.get(p.cost, 0) + 1
-                        d += ps
-                else:
-                    nbytes, channels = ins.payload
-                    ps = self._fetch_ps(nbytes, channels)
-                    add("transfer", ins.op_id, ps)
-                    link_bits += 8 * nbytes
-                    offchip += nbytes
-                    d += ps
-                pre_ps[i] = d
-                continue
-            kind[i] = 1 if ins.kind == "vmm" else 2
-            pre_ps[i] = issue + lat
-            back_ps[i] = lat if ins.kind == "vmm" else 0
-            op[i] = pim_ops.setdefault(ins.op_id, len(pim_ops))
-            payloads[i] = ins.payload
-        r = self.pim.run_serial(kind, pre_ps, back_ps, op, len(pim_ops), payloads, t0, issue, lat)
-        for op_id, j in pim_ops.items():
+        r = self.pim.run_serial(enc.kind, enc.pre_ps, enc.back_ps, enc.op, len(enc.pim_ops), enc.payloads, t0,
+                                self.issue_ps, self.link_lat_ps)
+        op_ps, cat = enc.op_ps, enc.cat
+        for op_id, j in enc.pim_ops.items():
             v = int(r.op_ps[j])
             if v:
                 op_ps[op_id] = op_ps.get(op_id, 0) + v
         for k, v in r.category_ps.items():
             cat[k] += v
         cost = ZERO
-        for c, k in costs.items():
+        for c, k in enc.costs.items():
             cost = cost + c.times(k)
         t1 = r.now_ps
         self.engine.run(t1)
         if sum(cat.values()) != t1 - t0:
             raise SimulationError(f"serial schedule has {(t1 - t0) - sum(cat.values())} ps not covered by instructions")
-        return TokenResult(t0, t1, cat, op_ps, cost, r.commands, link_bits, r.row_hits, r.row_misses,
-                           offchip + r.bytes_io, n, r.refresh_ps, r.phases_ps)
+        return TokenResult(t0, t1, cat, op_ps, cost, r.commands, enc.link_bits, r.row_hits, r.row_misses,
+                           enc.offchip + r.bytes_io, len(prog), r.refresh_ps, r.phases_ps)
 
     def _execute(self, ins: Instr, now: int, acc: "_Accumulator", start, end, serial: bool) -> int:
         """Start `ins` at `now`; record its work; return its end time."""
@@ -642,6 +662,69 @@ class Executor:
             acc.segment(t, t + back, "transfer", ins.op_id)
             t += back
         return t
+
+
+class _Encoding:
+    """A serial program as `run_serial` takes it (per instruction: kind 0 fixed, 1 VMM, 2 KV
+    append; its fixed duration or the time before its PIM work; the time after it; its op's index;
+    its PIM payload) plus the time and counts of the fixed instructions, which do not depend on
+    when they run."""
+
+    def __init__(self, n: int):
+        import numpy as np
+
+        self.kind = np.zeros(n, np.int64)
+        self.pre_ps = np.zeros(n, np.int64)
+        self.back_ps = np.zeros(n, np.int64)
+        self.op = np.zeros(n, np.int64)
+        self.payloads: list = [None] * n
+        self.pim_ops: dict[str, int] = {}
+        self.cat = dict.fromkeys(CATEGORIES, 0)
+        self.op_ps: dict[str, int] = {}
+        self.costs: dict[VectorCost, int] = {}   # summed once per distinct cost (most repeat in every layer)
+        self.link_bits = self.offchip = 0
+
+    def copy(self) -> "_Encoding":
+        out = _Encoding.__new__(_Encoding)
+        out.kind, out.pre_ps, out.back_ps, out.op = (a.copy() for a in (self.kind, self.pre_ps, self.back_ps, self.op))
+        out.payloads = list(self.payloads)
+        out.pim_ops, out.cat, out.op_ps, out.costs = (dict(x) for x in (self.pim_ops, self.cat, self.op_ps, self.costs))
+        out.link_bits, out.offchip = self.link_bits, self.offchip
+        return out
+
+    def _add_time(self, category: str, op_id: str, ps: int) -> None:
+        if ps > 0:
+            self.cat[category] += ps
+            self.op_ps[op_id] = self.op_ps.get(op_id, 0) + ps
+
+    def add(self, i: int, ins: Instr, ex: "Executor") -> None:
+        """Instruction i (as `Executor._execute` would time it under the serial policy)."""
+        issue = ex.issue_ps
+        if ins.kind == "vector" or ins.kind == "fetch":
+            self.kind[i] = 0
+            self.back_ps[i] = 0
+            self._add_time("other", ins.op_id, issue)
+            d = issue
+            if ins.kind == "vector":
+                for p in ins.parts:
+                    ps = ex.vu.ps(p.cost)
+                    self._add_time(p.category, p.op_id, ps)
+                    self.costs[p.cost] = self.costs.get(p.cost, 0) + 1
+                    d += ps
+            else:
+                nbytes, channels = ins.payload
+                ps = ex._fetch_ps(nbytes, channels)
+                self._add_time("transfer", ins.op_id, ps)
+                self.link_bits += 8 * nbytes
+                self.offchip += nbytes
+                d += ps
+            self.pre_ps[i] = d
+            return
+        self.kind[i] = 1 if ins.kind == "vmm" else 2
+        self.pre_ps[i] = issue + ex.link_lat_ps
+        self.back_ps[i] = ex.link_lat_ps if ins.kind == "vmm" else 0
+        self.op[i] = self.pim_ops.setdefault(ins.op_id, len(self.pim_ops))
+        self.payloads[i] = ins.payload
 
 
 def _ceil_div(a: int, b: int) -> int:
