@@ -12,6 +12,7 @@ re-simulation.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,15 +25,24 @@ N_PHASES = 7
 (S_END, S_ROW_HITS, S_ROW_MISSES, S_BYTES_IN, S_BYTES_OUT, S_MACS, S_ACTIVE, S_MODE_SWITCHES,
  S_LAST_MAX) = range(9)
 N_SCALARS = 9
+# A boundary entry (hwsim.dram_pim.serial) also holds the REFab flush at the instruction's boundary
+# before it: its commands per Cmd, then its end (relative to its start), row-open cycles and mode
+# switches; its state and result sections are the instruction's, relative to the flush's end.
+B_END, B_ACTIVE, B_SWITCHES = N_CMDS, N_CMDS + 1, N_CMDS + 2
+N_BOUNDARY = N_CMDS + 3
+# Positions of the sections in `Layout.offsets()` (what compiled code gets).
+(L_READY, L_OPEN, L_HIST, L_CHANNEL_TICK, L_MODE, L_LAST_ISSUE, L_CHANNEL_END, L_COUNTS, L_CYCLES, L_SCALARS,
+ L_BOUNDARY, L_WIDTH) = range(12)
 M_SIG, M_HASH, M_LEN, M_STAMP = range(4)
-_HASH_MOD = (1 << 31) - 1
+_HASH_MASK = (1 << 43) - 1
+_HASH_MUL = 1000003
 
 
 @dataclass(frozen=True)
 class Layout:
     """Offsets of the sections of a `data` row (ready, open rows, window histories, channel
     command slots, modes, last issue ticks, channel end ticks, command counts, phase cycles,
-    scalars) and its width."""
+    scalars, boundary flush) and its width."""
 
     ready: int
     open: int
@@ -44,22 +54,40 @@ class Layout:
     counts: int
     cycles: int
     scalars: int
+    boundary: int
     width: int
 
     @classmethod
     def of(cls, n_ready: int, n_banks: int, n_hist: int, channels: int) -> "Layout":
-        sizes = (n_ready, n_banks, n_hist, channels, channels, channels, channels, N_CMDS, N_PHASES, N_SCALARS)
+        sizes = (n_ready, n_banks, n_hist, channels, channels, channels, channels, N_CMDS, N_PHASES, N_SCALARS,
+                 N_BOUNDARY)
         offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
         return cls(*offsets)
+
+    def offsets(self) -> np.ndarray:
+        """The offsets as an int64 array, indexed by L_READY ... L_WIDTH."""
+        return np.array(dataclasses.astuple(self), np.int64)
 
 
 @njit(cache=True, inline="always")
 def key_hash(sig, key, n):
-    """Hash of (signature id, the first n values of key), in [0, 2^31 - 1)."""
-    h = sig % _HASH_MOD
-    for i in range(n):
-        h = (h * 1000003 + key[i]) % _HASH_MOD
-    return h
+    """Hash of (signature id, the first n values of key), in [0, 2^43): four interleaved
+    multiply-xor lanes (no overflow in int64: each lane stays below 2^43 before its multiply by
+    a 20-bit constant)."""
+    h0 = sig & _HASH_MASK
+    h1 = h2 = h3 = n & _HASH_MASK
+    i = 0
+    while i + 4 <= n:
+        h0 = ((h0 * _HASH_MUL) ^ key[i]) & _HASH_MASK
+        h1 = ((h1 * _HASH_MUL) ^ key[i + 1]) & _HASH_MASK
+        h2 = ((h2 * _HASH_MUL) ^ key[i + 2]) & _HASH_MASK
+        h3 = ((h3 * _HASH_MUL) ^ key[i + 3]) & _HASH_MASK
+        i += 4
+    while i < n:
+        h0 = ((h0 * _HASH_MUL) ^ key[i]) & _HASH_MASK
+        i += 1
+    h = (h0 ^ ((h1 * 3) & _HASH_MASK) ^ ((h2 * 5) & _HASH_MASK) ^ ((h3 * 7) & _HASH_MASK)) & _HASH_MASK
+    return ((h ^ (h >> 21)) * 1021) & _HASH_MASK   # the slot index takes the low bits
 
 
 @njit(cache=True, inline="always")
@@ -106,6 +134,17 @@ def rehash(slots, meta, n):
     slots[:] = -1
     for e in range(n):
         rehash_one(slots, meta[e, 1], e)
+
+
+@njit(cache=True)
+def compact(data, keys, meta, keep):
+    """Move entries keep[0] < keep[1] < ... to 0, 1, ... (keys only up to their lengths)."""
+    for j in range(keep.shape[0]):
+        i = keep[j]
+        if i != j:
+            data[j] = data[i]
+            keys[j, :meta[i, 2]] = keys[i, :meta[i, 2]]
+            meta[j] = meta[i]
 
 
 class MemoTable:
@@ -158,9 +197,7 @@ class MemoTable:
         n = self.n
         keep = np.sort(np.argsort(self.meta[:n, M_STAMP], kind="stable")[n - self.capacity // 2:])
         k = len(keep)
-        self.data[:k] = self.data[keep]
-        self.keys[:k] = self.keys[keep]
-        self.meta[:k] = self.meta[keep]
+        compact(self.data, self.keys, self.meta, keep)
         self.objects = [self.objects[i] for i in keep.tolist()]
         self.counter[0] = k
         rehash(self.slots, self.meta, k)

@@ -23,7 +23,7 @@ never stored, and a stored run is replayed only if no refresh could be forced du
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+from collections import deque
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -38,7 +38,7 @@ from hwsim.dram_pim.controller import CommandLog, command_csv, trace_rows
 from hwsim.dram_pim.constraints import compile_timing
 from hwsim.dram_pim.device import (H_BANKS_PER_CHANNEL, H_BANKS_PER_RANK, H_OPEN, Device, bank_state_ok, earliest,
                                    issue)
-from hwsim.dram_pim.memo import N_PHASES, S_LAST_MAX, Layout, MemoTable
+from hwsim.dram_pim.memo import N_PHASES, S_LAST_MAX, Layout, MemoTable, key_hash
 from hwsim.dram_pim.spec import DramSpec, load_dram_spec, with_channels
 from hwsim.dram_pim.stream import StreamIssuer
 from hwsim.errors import InputError
@@ -239,6 +239,9 @@ _ACT, _ACT_AB, _REFAB = int(Cmd.ACT), int(Cmd.ACT_AB), int(Cmd.REFab)
 # instruction (~0.25 MB for 8 AiM channels); attention VMMs of past context lengths never recur, so
 # an unbounded memo grew to 2.1 GB RSS over 2,048 tokens. Eviction only costs a re-simulation.
 MEMO_ENTRIES = 1024
+# Attention streams whose signatures are kept (an attention VMM's stream recurs over the 16-32
+# consecutive context lengths that fill one KV slot; 64 streams of ~10,000 commands are ~20 MB).
+STREAMS_KEPT = 64
 REGISTER_MODE = np.zeros(N_CMDS, dtype=np.int64)
 REGISTER_MODE[[Cmd.WR_GB, Cmd.WR_BIAS, Cmd.RD_MAC]] = 1
 
@@ -575,7 +578,9 @@ class PimSystem:
         self.memo = MemoTable(MEMO_ENTRIES, Layout.of(d.ready.size, d.open_row.size, d.win_hist.size, C),
                               self._key_buf.size)
         self._signature_ids: dict = {}
-        self._streams: dict[int, tuple] = {}   # id(origin placement) -> (it, stream signature id): vmm_key
+        self._streams: dict[int, tuple] = {}   # id(origin placement) -> (it, stream signature id, lowering)
+        self._stream_ids: dict[int, list] = {}  # stream hash -> [(stream arrays, signature id)]: _stream
+        self._stream_fifo: deque[int] = deque()   # their hashes, oldest first
 
     # ---- state -----------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -627,17 +632,31 @@ class PimSystem:
         return self._stream(origin)[1], placement.row_range[0], placement.elements
 
     def _stream(self, origin: Placement) -> tuple:
-        """(origin, stream signature id, lowering) of a placement signed by its stream."""
+        """(origin, stream signature id, lowering) of a placement signed by its stream: the id of
+        an equal recent stream (commands, banks, rows relative to the first, columns, bank accesses
+        and row misses; compared in full, found by a hash), else a new one."""
         got = self._streams.get(id(origin))
         if got is None or got[0] is not origin:
             low = lower_vmm(origin, self.spec)
-            h = hashlib.blake2b(digest_size=20, person=b"stream")
-            for a in (low.cmd, low.bank, low.row - origin.row_range[0], low.col,
-                      np.array([low.bank_accesses, low.row_misses], np.int64)):
-                h.update(np.ascontiguousarray(a, np.int64).tobytes())
-            if len(self._streams) >= 16:   # the current context length's, the rest recur rarely
+            stream = (low.cmd, low.bank, low.row - origin.row_range[0], low.col,
+                      np.array([low.bank_accesses, low.row_misses], np.int64))
+            h = 0
+            for a in stream:
+                h = int(key_hash(h, np.ascontiguousarray(a, np.int64), len(a)))
+            if len(self._streams) >= 16:   # the current context length's placements
                 self._streams.clear()
-            got = self._streams[id(origin)] = (origin, self.signature_id(("stream", h.digest())), low)
+            same = self._stream_ids.setdefault(h, [])
+            sid = next((i for other, i in same if all(np.array_equal(a, b) for a, b in zip(stream, other))), None)
+            if sid is None:
+                sid = self.signature_id(("stream", len(self._signature_ids)))   # a new, unique signature
+                same.append((stream, sid))
+                self._stream_fifo.append(h)
+                if len(self._stream_fifo) > STREAMS_KEPT:   # forget the oldest stream (it may recur: a miss)
+                    old = self._stream_fifo.popleft()
+                    self._stream_ids[old].pop(0)
+                    if not self._stream_ids[old]:
+                        del self._stream_ids[old]
+            got = self._streams[id(origin)] = (origin, sid, low)
         return got
 
     def vmm_instruction(self, placement: Placement) -> tuple:
@@ -910,8 +929,10 @@ class PimSystem:
         out[lay.channel_end:lay.counts] = rel.channel_end_tick
         out[lay.counts:lay.cycles] = counts
         out[lay.cycles:lay.scalars] = [rel.cycles[p] for p in PHASES]
-        out[lay.scalars:] = (rel.end_tick, rel.row_hits, rel.row_misses, rel.bytes_in, rel.bytes_out, rel.macs,
-                             rel.active_channel_cycles, rel.mode_switches, int(last_c.max()) - start)
+        out[lay.scalars:lay.boundary] = (rel.end_tick, rel.row_hits, rel.row_misses, rel.bytes_in, rel.bytes_out,
+                                         rel.macs, rel.active_channel_cycles, rel.mode_switches,
+                                         int(last_c.max()) - start)
+        out[lay.boundary:] = 0
         return out
 
     def _result(self, name: str, start: int, active: int, switches: np.ndarray, row_hits: int, row_misses: int,

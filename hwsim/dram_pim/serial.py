@@ -18,15 +18,15 @@ of standby time depends on the order).
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 from numba import njit
 
 from hwsim.asic.controller import CATEGORIES
 from hwsim.dram_pim.commands import N_CMDS, Cmd
-from hwsim.dram_pim.memo import (M_STAMP, N_PHASES, S_ACTIVE, S_BYTES_IN, S_BYTES_OUT, S_END, S_LAST_MAX, S_MACS,
-                                 S_MODE_SWITCHES, S_ROW_HITS, S_ROW_MISSES, find, key_hash)
+from hwsim.dram_pim.memo import (B_ACTIVE, B_END, B_SWITCHES, L_BOUNDARY, L_CHANNEL_TICK, L_COUNTS, L_CYCLES,
+                                 L_HIST, L_LAST_ISSUE, L_MODE, L_OPEN, L_READY, L_SCALARS, M_STAMP, N_PHASES, S_ACTIVE,
+                                 S_BYTES_IN, S_BYTES_OUT, S_END, S_LAST_MAX, S_MACS, S_MODE_SWITCHES, S_ROW_HITS,
+                                 S_ROW_MISSES, find, key_hash)
 from hwsim.dram_pim.pim import PHASES, _flush_refresh, _memo_key, _restore
 
 FIXED, VMM, KV_APPEND = 0, 1, 2
@@ -34,8 +34,11 @@ CAT_PIM_VMM, CAT_KV_WRITE, CAT_TRANSFER, CAT_OTHER = (CATEGORIES.index(c) for c 
                                                       ("pim_vmm", "kv_write", "transfer", "other"))
 # loop state
 (LS_ITEM, LS_PHASE, LS_NOW, LS_TICK, LS_REFRESH_FROM, LS_T, LS_T_PS, LS_T2, LS_START, LS_HAS_P, LS_HAS_Q,
- LS_KEY_LEN, LS_HASH, LS_HITS, LS_MISSES, LS_NEED) = range(16)
-N_LS = 16
+ LS_KEY_LEN, LS_HASH, LS_HITS, LS_MISSES, LS_NEED, LS_BOUNDARY_LEN, LS_BOUNDARY_HASH, LS_BOUNDARY_SIG,
+ LS_SOURCE) = range(20)
+N_LS = 20
+# a boundary entry's signature id: the instruction's plus this
+BOUNDARY_SIG = 1 << 40
 # where an item resumes: from its start, after a miss (Python timed it), after its boundary flush
 PHASE_START, PHASE_ACCOUNT, PHASE_FLUSHED = 0, 1, 2
 # parameters
@@ -51,7 +54,7 @@ PD_START, PD_END, PD_ACTIVE, PD_SWITCHES = N_CMDS, N_CMDS + 1, N_CMDS + 2, N_CMD
 # energy keys after the commands: pim_io, pim_standby_active, pim_standby_precharged
 E_KEYS = N_CMDS + 3
 # statuses
-DONE, MISS, GROW, ILLEGAL_REFRESH = 0, 1, 2, 3
+DONE, MISS, GROW, ILLEGAL_REFRESH, STORE = 0, 1, 2, 3, 4
 _REFRESH_PHASE = PHASES.index("refresh")
 
 
@@ -112,25 +115,65 @@ def _valid(row, lay, start, prm, ref_issued, refresh_from):
         return True
     nrefi = prm[PR_NREFI]
     fewest_issued = refresh_from // nrefi - 1
-    if (start + row[lay[9] + S_LAST_MAX]) // nrefi - fewest_issued < prm[PR_MAX_POST]:
+    if (start + row[lay[L_SCALARS] + S_LAST_MAX]) // nrefi - fewest_issued < prm[PR_MAX_POST]:
         return True
     for c in range(ref_issued.shape[0]):
-        if (start + row[lay[5] + c]) // nrefi - ref_issued[c] >= prm[PR_MAX_POST]:
+        if (start + row[lay[L_LAST_ISSUE] + c]) // nrefi - ref_issued[c] >= prm[PR_MAX_POST]:
             return False
     return True
 
 
+@njit(cache=True, inline="always")
+def _boundary_valid(row, lay, s1, prm):
+    """A boundary entry replays exactly from boundary `s1` (its key: the state and the REFab owed
+    per channel there) iff its flush ends before the next tREFI (so nothing is owed at the
+    instruction's start) and the instruction then forces no refresh (`_valid`: after the flush
+    every channel has issued floor(s1 / nREFI))."""
+    nrefi = prm[PR_NREFI]
+    start = s1 + row[lay[L_BOUNDARY] + B_END]
+    if start >= (s1 // nrefi + 1) * nrefi:
+        return False
+    return (start + row[lay[L_SCALARS] + S_LAST_MAX]) // nrefi - s1 // nrefi < prm[PR_MAX_POST]
+
+
+@njit(cache=True, inline="always")
+def _replay(row, lay, start, base, macs, ready, open_row, win_hist, channel_tick, mode, sys_counts, tot):
+    """Restore the end state of the entry in `row` at `start` (rows at `base`) and add its result
+    to the system counters (`PimSystem._replay`, `_account`; useful MACs `macs` if >= 0)."""
+    _restore(ready, row[lay[L_READY]:lay[L_OPEN]], open_row, row[lay[L_OPEN]:lay[L_HIST]], win_hist,
+             row[lay[L_HIST]:lay[L_HIST] + win_hist.size].reshape(win_hist.shape), channel_tick,
+             row[lay[L_CHANNEL_TICK]:lay[L_MODE]], mode, row[lay[L_MODE]:lay[L_LAST_ISSUE]], start, base)
+    s = lay[L_SCALARS]
+    for c in range(N_CMDS):
+        sys_counts[c] += row[lay[L_COUNTS] + c]
+    tot[T_SYS_ROW_HITS] += row[s + S_ROW_HITS]
+    tot[T_SYS_ROW_MISSES] += row[s + S_ROW_MISSES]
+    tot[T_SYS_BYTES_IN] += row[s + S_BYTES_IN]
+    tot[T_SYS_BYTES_OUT] += row[s + S_BYTES_OUT]
+    tot[T_SYS_MACS] += row[s + S_MACS] if macs < 0 else macs
+    tot[T_SYS_ACTIVE] += row[s + S_ACTIVE]
+    tot[T_SYS_MODE_SWITCHES] += row[s + S_MODE_SWITCHES]
+
+
 @njit(cache=True)
-def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, ready, open_row, win_hist, channel_tick, mode,
-              ref_issued, sys_counts, slots, meta, keys, data, counter, key_buf, win_count, result_row, done_off,
-              fbuf, switches, ref_scratch, scr, pend, cat, op_ps, phases, pim_counts, tot, seen, e_counts, e_active):
+def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, ready, open_row, win_hist, channel_tick,
+              mode, ref_issued, sys_counts, slots, meta, keys, data, counter, key_buf, boundary_key, win_count,
+              result_row, done_off, fbuf, switches, ref_scratch, scr, pend, cat, op_ps, phases, pim_counts, tot, seen,
+              e_counts, e_active):
     """Run items ls[LS_ITEM]... (item ls[LS_ITEM] from phase ls[LS_PHASE]; PHASE_ACCOUNT takes its
     result from `result_row`). Returns DONE, or, with the item's state in ls for the resumption:
-    MISS (Python times the item), GROW (a flush needs ls[LS_NEED] commands of `fbuf`) or
-    ILLEGAL_REFRESH (flush command ls[LS_NEED] breaks its precondition)."""
+    MISS (Python times the item), STORE (Python stores the boundary entry of the item just run,
+    whose instruction replayed entry ls[LS_SOURCE]), GROW (a flush needs ls[LS_NEED] commands of
+    `fbuf`) or ILLEGAL_REFRESH (flush command ls[LS_NEED] breaks its precondition).
+
+    Where REFab are owed at an item's boundary, a boundary entry (the flush and the instruction
+    after it, keyed by the state and the owed counts before the flush, `boundary_key`) replays
+    both in one step; without one, the flush is issued and the instruction looked up as usual,
+    and the pair is then stored as a boundary entry."""
     tck = prm[PR_TCK]
+    nrefi = prm[PR_NREFI]
     ref_on = prm[PR_REF_ON] != 0
-    n_hist = win_hist.size
+    n_ch = ref_issued.shape[0]
     i = ls[LS_ITEM]
     now = ls[LS_NOW]
     tick = ls[LS_TICK]
@@ -144,23 +187,64 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
         ls[LS_PHASE] = PHASE_START
         t, t_ps, t2, start = ls[LS_T], ls[LS_T_PS], ls[LS_T2], ls[LS_START]
         has_p, has_q = ls[LS_HAS_P], ls[LS_HAS_Q]
+        source = -1   # the entry the instruction replayed (-1: Python ran it, or a boundary entry)
         if phase == PHASE_START:
             t_ps = now + pre_ps[i]
             t = -(-t_ps // tck)
             has_p = 0
             t2 = t
             s1 = max(tick, t)
+            ls[LS_BOUNDARY_LEN] = 0
             if ref_on and s1 >= refresh_from:
-                status, n, t2 = _flush(st, s1, prm, ref_issued, channel_tick, mode, fbuf, switches, ref_scratch,
-                                       done_off, scr, pend, 0, sys_counts, tot)
-                if status != DONE:
-                    ls[LS_ITEM], ls[LS_PHASE], ls[LS_NOW], ls[LS_NEED] = i, PHASE_START, now, n
-                    ls[LS_TICK], ls[LS_REFRESH_FROM] = tick, refresh_from
-                    return status
-                has_p = 1
-                tick = max(tick, t2)
-                refresh_from = (ref_issued.min() + 1) * prm[PR_NREFI]
-            phase = PHASE_FLUSHED
+                nb = _memo_key(ready, open_row, win_hist, channel_tick, mode, s1, base[i], win_count, prm[PR_FLOOR],
+                               boundary_key)
+                for c in range(n_ch):
+                    boundary_key[nb + c] = s1 // nrefi - ref_issued[c]
+                nb += n_ch
+                sb = sig[i] + BOUNDARY_SIG
+                hb = key_hash(sb, boundary_key, nb)
+                eb = find(slots, meta, keys, sb, boundary_key, nb, hb)
+                if eb >= 0:
+                    counter[1] += 1
+                    meta[eb, M_STAMP] = counter[1]
+                if eb >= 0 and _boundary_valid(data[eb], lay, s1, prm):
+                    row = data[eb]
+                    b = lay[L_BOUNDARY]
+                    for c in range(N_CMDS):
+                        pend[0, c] = row[b + c]
+                        sys_counts[c] += row[b + c]
+                    pend[0, PD_START] = s1
+                    pend[0, PD_END] = s1 + row[b + B_END]
+                    pend[0, PD_ACTIVE] = row[b + B_ACTIVE]
+                    pend[0, PD_SWITCHES] = row[b + B_SWITCHES]
+                    tot[T_SYS_ACTIVE] += row[b + B_ACTIVE]
+                    tot[T_SYS_MODE_SWITCHES] += row[b + B_SWITCHES]
+                    for c in range(n_ch):
+                        ref_issued[c] = s1 // nrefi
+                    refresh_from = (s1 // nrefi + 1) * nrefi
+                    has_p, has_q = 1, 0
+                    start = s1 + row[b + B_END]
+                    ls[LS_HITS] += 1
+                    _replay(row, lay, start, base[i], macs[i], ready, open_row, win_hist, channel_tick, mode,
+                            sys_counts, tot)
+                    tick = max(tick, start + row[lay[L_SCALARS] + S_END])
+                    phase = PHASE_ACCOUNT   # accounted below, like a resumed item
+                else:
+                    ls[LS_BOUNDARY_LEN], ls[LS_BOUNDARY_HASH], ls[LS_BOUNDARY_SIG] = nb, hb, sb
+                    status, n, t2 = _flush(st, s1, prm, ref_issued, channel_tick, mode, fbuf, switches, ref_scratch,
+                                           done_off, scr, pend, 0, sys_counts, tot)
+                    if status != DONE:
+                        ls[LS_ITEM], ls[LS_PHASE], ls[LS_NOW], ls[LS_NEED] = i, PHASE_START, now, n
+                        ls[LS_TICK], ls[LS_REFRESH_FROM] = tick, refresh_from
+                        return status
+                    has_p = 1
+                    tick = max(tick, t2)
+                    refresh_from = (ref_issued.min() + 1) * nrefi
+                    phase = PHASE_FLUSHED
+            else:
+                phase = PHASE_FLUSHED
+        else:
+            row = result_row
         if phase == PHASE_FLUSHED:
             start = max(tick, t2)
             has_q = 0
@@ -173,8 +257,9 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
                     ls[LS_T], ls[LS_T_PS], ls[LS_T2], ls[LS_HAS_P] = t, t_ps, t2, has_p
                     return status
                 has_q = 1
+                ls[LS_BOUNDARY_LEN] = 0   # two flushes: no boundary entry
                 tick = max(tick, q_end)
-                refresh_from = (ref_issued.min() + 1) * prm[PR_NREFI]
+                refresh_from = (ref_issued.min() + 1) * nrefi
                 start = q_end
             n = _memo_key(ready, open_row, win_hist, channel_tick, mode, start, base[i], win_count, prm[PR_FLOOR],
                           key_buf)
@@ -195,25 +280,12 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
                 return MISS
             ls[LS_HITS] += 1
             row = data[e]
-            _restore(ready, row[lay[0]:lay[1]], open_row, row[lay[1]:lay[2]], win_hist,
-                     row[lay[2]:lay[2] + n_hist].reshape(win_hist.shape), channel_tick, row[lay[3]:lay[4]], mode,
-                     row[lay[4]:lay[5]], start, base[i])
-            s = lay[9]   # `PimSystem._account` of the replayed result
-            for c in range(N_CMDS):
-                sys_counts[c] += row[lay[7] + c]
-            tot[T_SYS_ROW_HITS] += row[s + S_ROW_HITS]
-            tot[T_SYS_ROW_MISSES] += row[s + S_ROW_MISSES]
-            tot[T_SYS_BYTES_IN] += row[s + S_BYTES_IN]
-            tot[T_SYS_BYTES_OUT] += row[s + S_BYTES_OUT]
-            tot[T_SYS_MACS] += row[s + S_MACS] if macs[i] < 0 else macs[i]
-            tot[T_SYS_ACTIVE] += row[s + S_ACTIVE]
-            tot[T_SYS_MODE_SWITCHES] += row[s + S_MODE_SWITCHES]
-            tick = max(tick, start + row[s + S_END])
-        else:   # PHASE_ACCOUNT: Python ran the item (device state and system counters)
-            row = result_row
+            source = e
+            _replay(row, lay, start, base[i], macs[i], ready, open_row, win_hist, channel_tick, mode, sys_counts, tot)
+            tick = max(tick, start + row[lay[L_SCALARS] + S_END])
         # The controller's view (PimSystemPort._wrap, Executor._execute, _Accumulator.pim): the result
         # merged with the flush at its start (q), the boundary flush (p) before it as `other` time.
-        s = lay[9]
+        s = lay[L_SCALARS]
         end_ps = (start + row[s + S_END]) * tck
         other_ps = (pend[0, PD_END] - t) * tck if has_p else 0
         o = op[i]
@@ -229,7 +301,7 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
         io = row[s + S_BYTES_IN] + row[s + S_BYTES_OUT]
         tot[T_OFFCHIP] += io
         for k in range(N_PHASES):
-            phases[k] += row[lay[8] + k] * tck
+            phases[k] += row[lay[L_CYCLES] + k] * tck
         if has_q:
             phases[_REFRESH_PHASE] += (pend[1, PD_END] - pend[1, PD_START]) * tck
         if has_p:   # energy: the boundary flush's result, then the instruction's
@@ -241,7 +313,7 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
             _energy_tail(seen, tot, e_active, 0, pend[0, PD_ACTIVE], tck)
         active = row[s + S_ACTIVE]
         for c in range(N_CMDS):
-            v = row[lay[7] + c]
+            v = row[lay[L_COUNTS] + c]
             if v > 0:
                 _first_seen(seen, c, tot)
                 e_counts[c] += v
@@ -256,6 +328,10 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
         _energy_tail(seen, tot, e_active, io * 8, active, tck)
         now = end_ps + back_ps[i]
         i += 1
+        if source >= 0 and ls[LS_BOUNDARY_LEN] > 0:   # flush + replay without a boundary entry: store one
+            ls[LS_SOURCE] = source
+            ls[LS_ITEM], ls[LS_NOW], ls[LS_TICK], ls[LS_REFRESH_FROM] = i, now, tick, refresh_from
+            return STORE
     ls[LS_ITEM], ls[LS_NOW], ls[LS_TICK], ls[LS_REFRESH_FROM] = i, now, tick, refresh_from
     return DONE
 
@@ -320,7 +396,7 @@ def run_serial(system, kind: np.ndarray, pre_ps: np.ndarray, back_ps: np.ndarray
     prm = np.array([system.tCK_ps, t.nREFI, sp.max_postponed_refreshes, sp.mode_switch_cycles,
                     sp.refresh == "deferred", system._hist_floor, t.nCCD_L, issue_ps, lat_ps], np.int64)
     memo = system.memo
-    lay = np.array(dataclasses.astuple(memo.layout), np.int64)
+    lay = memo.layout.offsets()
     d = system.device
     ls = np.zeros(N_LS, np.int64)
     ls[LS_NOW] = now_ps
@@ -335,13 +411,14 @@ def run_serial(system, kind: np.ndarray, pre_ps: np.ndarray, back_ps: np.ndarray
     pend = np.zeros((2, N_CMDS + 4), np.int64)
     result_row = np.zeros(memo.layout.width, np.int64)
     fbuf = system._flush_buf
+    boundary_key = np.zeros(system._key_buf.size + sp.channels, np.int64)
     while True:
         ls[LS_TICK] = system.tick
         ls[LS_REFRESH_FROM] = system._refresh_from
         status = run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, d.state, d.ready.reshape(-1),
                            d.open_row, d.win_hist, system.issuer.channel_tick, system.mode, system.ref_issued,
                            system.counts, memo.slots, memo.meta, memo.keys, memo.data, memo.counter, system._key_buf,
-                           system._win_count, result_row, system._done, fbuf, system._flush_switches,
+                           boundary_key, system._win_count, result_row, system._done, fbuf, system._flush_switches,
                            system._flush_ref_scratch, system._scratch, pend, cat, op_ps, phases, pim_counts, tot, seen,
                            e_counts, e_active)
         _sync(system, ls, tot)
@@ -356,12 +433,30 @@ def run_serial(system, kind: np.ndarray, pre_ps: np.ndarray, back_ps: np.ndarray
             res, (row, obj, storable) = system._run(lower(), name, int(ls[LS_START]), want_memo=True, base=b)
             if storable:
                 memo.insert(int(sig[i]), system._key_buf, int(ls[LS_KEY_LEN]), int(ls[LS_HASH]), row, obj)
+                if ls[LS_BOUNDARY_LEN] > 0:
+                    _store_boundary(memo, ls, boundary_key, row, pend[0])
+            ls[LS_BOUNDARY_LEN] = 0
             result_row[:] = row
+        elif status == STORE:
+            _store_boundary(memo, ls, boundary_key, memo.data[int(ls[LS_SOURCE])], pend[0])
+            ls[LS_BOUNDARY_LEN] = 0
         else:
             k = int(ls[LS_NEED])
             raise RuntimeError(f"illegal refresh stream: {Cmd(int(fbuf[0, k])).name} to bank {int(fbuf[1, k])} "
                                "breaks its bank-state precondition (internal error)")
     return SerialRun(int(ls[LS_NOW]), cat, op_ps, phases, pim_counts, tot, seen, e_counts, float(e_active[0]))
+
+
+def _store_boundary(memo, ls: np.ndarray, boundary_key: np.ndarray, row: np.ndarray, flush: np.ndarray) -> None:
+    """Store the boundary entry the loop asked for: the instruction's entry `row` plus the boundary
+    flush `flush` (a `pend` row) before it."""
+    out = row.copy()
+    b = memo.layout.boundary
+    out[b:b + N_CMDS] = flush[:N_CMDS]
+    out[b + B_END] = flush[PD_END] - flush[PD_START]
+    out[b + B_ACTIVE] = flush[PD_ACTIVE]
+    out[b + B_SWITCHES] = flush[PD_SWITCHES]
+    memo.insert(int(ls[LS_BOUNDARY_SIG]), boundary_key, int(ls[LS_BOUNDARY_LEN]), int(ls[LS_BOUNDARY_HASH]), out, None)
 
 
 def _sync(system, ls: np.ndarray, tot: np.ndarray) -> None:
