@@ -212,13 +212,17 @@ class PimSystemPort:
         """Whether `run_serial` can run a token (not while the system keeps a command log)."""
         return not self.system.record
 
-    def run_serial(self, kind, pre_ps, back_ps, op, n_ops: int, payloads: list, now_ps: int, issue_ps: int,
-                   lat_ps: int):
+    def memo_key(self, vmm: bool, payload) -> tuple[int, int, int]:
+        """(memo signature id, first row, useful MACs or -1) of a VMM or KV-append instruction."""
+        return self.system.vmm_key(payload) if vmm else self.system.kv_append_key(*payload)
+
+    def run_serial(self, enc: "_Encoding", now_ps: int, issue_ps: int, lat_ps: int):
         """A serial program as one compiled loop (`hwsim.dram_pim.serial.run_serial`); its energy
         counts are this token's."""
         from hwsim.dram_pim.serial import run_serial
 
-        self._serial = run_serial(self.system, kind, pre_ps, back_ps, op, n_ops, payloads, now_ps, issue_ps, lat_ps)
+        self._serial = run_serial(self.system, enc.kind, enc.pre_ps, enc.back_ps, enc.op, len(enc.pim_ops),
+                                  enc.payloads, enc.sig, enc.base, enc.macs, now_ps, issue_ps, lat_ps)
         return self._serial
 
     def energy_counts(self, elapsed_ns: float) -> dict[str, float]:
@@ -599,8 +603,7 @@ class Executor:
             for i in dynamic:
                 enc.add(i, prog[i], self)
         t0 = self.engine.now_ps
-        r = self.pim.run_serial(enc.kind, enc.pre_ps, enc.back_ps, enc.op, len(enc.pim_ops), enc.payloads, t0,
-                                self.issue_ps, self.link_lat_ps)
+        r = self.pim.run_serial(enc, t0, self.issue_ps, self.link_lat_ps)
         op_ps, cat = enc.op_ps, enc.cat
         for op_id, j in enc.pim_ops.items():
             v = int(r.op_ps[j])
@@ -667,8 +670,8 @@ class Executor:
 class _Encoding:
     """A serial program as `run_serial` takes it (per instruction: kind 0 fixed, 1 VMM, 2 KV
     append; its fixed duration or the time before its PIM work; the time after it; its op's index;
-    its PIM payload) plus the time and counts of the fixed instructions, which do not depend on
-    when they run."""
+    its PIM payload and the port's `memo_key` of it) plus the time and counts of the fixed
+    instructions, which do not depend on when they run."""
 
     def __init__(self, n: int):
         import numpy as np
@@ -677,6 +680,9 @@ class _Encoding:
         self.pre_ps = np.zeros(n, np.int64)
         self.back_ps = np.zeros(n, np.int64)
         self.op = np.zeros(n, np.int64)
+        self.sig = np.zeros(n, np.int64)
+        self.base = np.zeros(n, np.int64)
+        self.macs = np.full(n, -1, np.int64)
         self.payloads: list = [None] * n
         self.pim_ops: dict[str, int] = {}
         self.cat = dict.fromkeys(CATEGORIES, 0)
@@ -686,7 +692,8 @@ class _Encoding:
 
     def copy(self) -> "_Encoding":
         out = _Encoding.__new__(_Encoding)
-        out.kind, out.pre_ps, out.back_ps, out.op = (a.copy() for a in (self.kind, self.pre_ps, self.back_ps, self.op))
+        out.kind, out.pre_ps, out.back_ps, out.op, out.sig, out.base, out.macs = (
+            a.copy() for a in (self.kind, self.pre_ps, self.back_ps, self.op, self.sig, self.base, self.macs))
         out.payloads = list(self.payloads)
         out.pim_ops, out.cat, out.op_ps, out.costs = (dict(x) for x in (self.pim_ops, self.cat, self.op_ps, self.costs))
         out.link_bits, out.offchip = self.link_bits, self.offchip
@@ -725,6 +732,7 @@ class _Encoding:
         self.back_ps[i] = ex.link_lat_ps if ins.kind == "vmm" else 0
         self.op[i] = self.pim_ops.setdefault(ins.op_id, len(self.pim_ops))
         self.payloads[i] = ins.payload
+        self.sig[i], self.base[i], self.macs[i] = ex.pim.memo_key(ins.kind == "vmm", ins.payload)
 
 
 def _ceil_div(a: int, b: int) -> int:

@@ -242,6 +242,9 @@ MEMO_ENTRIES = 1024
 # Attention streams whose signatures are kept (an attention VMM's stream recurs over the 16-32
 # consecutive context lengths that fill one KV slot; 64 streams of ~10,000 commands are ~20 MB).
 STREAMS_KEPT = 64
+# Lowerings of missed weight VMMs kept: a VMM long enough that a refresh is forced inside it is never
+# stored in the memo (its timing depends on the refresh phase) and is timed again in every token.
+LOWERINGS_KEPT = 8
 REGISTER_MODE = np.zeros(N_CMDS, dtype=np.int64)
 REGISTER_MODE[[Cmd.WR_GB, Cmd.WR_BIAS, Cmd.RD_MAC]] = 1
 
@@ -581,6 +584,7 @@ class PimSystem:
         self._streams: dict[int, tuple] = {}   # id(origin placement) -> (it, stream signature id, lowering)
         self._stream_ids: dict[int, list] = {}  # stream hash -> [(stream arrays, signature id)]: _stream
         self._stream_fifo: deque[int] = deque()   # their hashes, oldest first
+        self._lowered: dict[int, tuple] = {}   # id(placement) -> (it, lowering) of recent misses, oldest first
 
     # ---- state -----------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -664,8 +668,13 @@ class PimSystem:
         runs (`vmm_key`)."""
         def lower() -> LoweredOp:
             origin = stream_origin(placement)
-            if origin is None:
-                low = lower_vmm(placement, self.spec)
+            if origin is None:   # kept: a weight VMM that misses (a run with a forced refresh) may miss again
+                got = self._lowered.get(id(placement))
+                if got is None or got[0] is not placement:
+                    if len(self._lowered) >= LOWERINGS_KEPT:
+                        self._lowered.pop(next(iter(self._lowered)))
+                    got = self._lowered[id(placement)] = (placement, lower_vmm(placement, self.spec))
+                low = got[1]
             else:   # the origin's lowering, rows shifted as the placement's (lowering commutes with it)
                 low = self._stream(origin)[2]
                 shift = placement.row_range[0] - origin.row_range[0]

@@ -381,18 +381,13 @@ class SerialRun:
 
 
 def run_serial(system, kind: np.ndarray, pre_ps: np.ndarray, back_ps: np.ndarray, op: np.ndarray, n_ops: int,
-               payloads: list, now_ps: int, issue_ps: int, lat_ps: int) -> SerialRun:
+               payloads: list, sig: np.ndarray, base: np.ndarray, macs: np.ndarray, now_ps: int, issue_ps: int,
+               lat_ps: int) -> SerialRun:
     """Run a serial program on `system` (a `PimSystem` with memoisation on and no command log).
-    `payloads[i]` is item i's Placement (VMM) or (layer, token) (KV_APPEND); `op[i]` its op index."""
+    Item i: `payloads[i]` its Placement (VMM) or (layer, token) (KV_APPEND), `op[i]` its op index,
+    (sig, base, macs)[i] its `vmm_key` or `kv_append_key`."""
     t = system.dram.timing
     sp = system.spec
-    n = len(kind)
-    sig = np.zeros(n, np.int64)
-    base = np.zeros(n, np.int64)
-    macs = np.full(n, -1, np.int64)
-    for i in np.flatnonzero(kind != FIXED).tolist():
-        p = payloads[i]
-        sig[i], base[i], macs[i] = system.vmm_key(p) if kind[i] == VMM else system.kv_append_key(*p)
     prm = np.array([system.tCK_ps, t.nREFI, sp.max_postponed_refreshes, sp.mode_switch_cycles,
                     sp.refresh == "deferred", system._hist_floor, t.nCCD_L, issue_ps, lat_ps], np.int64)
     memo = system.memo
