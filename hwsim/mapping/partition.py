@@ -120,14 +120,18 @@ def sign_by_stream(p: Placement) -> Placement:
     """Mark `p` (a generated placement) to be memoised by the command stream it lowers to rather
     than by its layout (`PimSystem.vmm_key`): neighbouring context lengths of an attention VMM
     mostly lower to the same stream, only their useful MAC counts differ. Shifted copies keep the
-    mark and point to `p`, whose lowering stands for theirs."""
-    p.__dict__["_stream_origin"] = p
+    mark and point to `p`, whose lowering stands for theirs (`p` itself holds a flag, not a
+    reference to itself: a cycle would keep every such placement until a full garbage collection)."""
+    p.__dict__["_stream_signed"] = True
     return p
 
 
 def stream_origin(p: Placement) -> Placement | None:
     """The placement whose lowered stream signs `p` (`sign_by_stream`), or None."""
-    return p.__dict__.get("_stream_origin")
+    origin = p.__dict__.get("_stream_origin")
+    if origin is None and p.__dict__.get("_stream_signed"):
+        return p
+    return origin
 
 
 def placement_signature(p: Placement) -> bytes:
