@@ -127,6 +127,37 @@ def test_overlap_streams_epilogues_and_prefetches_parameters():
     assert s["L0.ln2"][1] >= s["L0.proj.epi"][2]
 
 
+def test_a_reused_program_equals_one_built_whole():
+    """Compiler.token rebuilds only the attention blocks of the previous token's program; across
+    context lengths where the context VMM's outputs start needing accumulation (a new program
+    shape), every instruction must equal that of a program built from scratch."""
+    from hwsim.asic.controller import PimSystemPort
+    from hwsim.dram_pim.pim import PimSystem, load_pim
+    from hwsim.mapping.partition import place_model
+
+    model = load_model({"preset": "gpt3-small", "n_layers": 2})   # context 2,048 > one KV row of tokens
+    ps = load_pim({"preset": "pim_gpt", "channels": 8})
+    mp = place_model(model, ps, model.context)
+    port = PimSystemPort(PimSystem(ps, mp), mp)
+    vu = VectorUnit(load_asic("pim_gpt_asic"))
+    reused = Compiler(model, vu, port, CompileOptions())
+    tpr = mp.kv.tokens_per_row
+    shapes = set()
+
+    def fields(ins):
+        p = ins.payload
+        payload = (p.name, p.row_range, p.elements) if hasattr(p, "row_range") else p
+        return (ins.name, ins.unit, ins.kind, ins.op_id, ins.parts, payload, ins.deps, ins.stream_from,
+                ins.tail_cycles)
+
+    for ctx in range(tpr - 2, tpr + 3):
+        prog = reused.token(ctx, ctx - 1)
+        whole = Compiler(model, vu, port, CompileOptions()).token(ctx, ctx - 1)
+        shapes.add(prog.shape)
+        assert [fields(i) for i in prog] == [fields(i) for i in whole]
+    assert shapes == {False, True}
+
+
 def test_attribute_priorities():
     segs = [(0, 10, "asic"), (5, 20, "pim_vmm"), (25, 30, "transfer")]
     assert attribute(segs, 0, 40) == {"pim_vmm": 15, "kv_write": 0, "transfer": 5, "asic": 5, "other": 15}
