@@ -503,8 +503,11 @@ def _memo_key(ready, open_row, hist, channel_tick, mode, start, base, win_count,
     for w in range(hist.shape[0]):
         count = win_count[w]
         for node in range(hist.shape[1]):
-            if hist[w, node, 0] == 0:   # no history (most nodes: the rule binds at one level)
-                pos += hist.shape[2]
+            newest = hist[w, node, 2]   # the newest of all slots (filled or not) bounds the filled entries
+            for j in range(3, 2 + count):
+                newest = max(newest, hist[w, node, j])
+            if hist[w, node, 0] == 0 or newest - start <= floor:   # nothing recorded, or all of it too old:
+                pos += hist.shape[2]                                 # every entry is `floor`, written as none
                 continue
             for j in range(count):
                 v = _hist_entry(hist, w, node, j, count, start, floor)
