@@ -240,6 +240,37 @@ def test_memo_on_off_identical():
     assert any(r is not None and r.memo_hit and "kv_write" in r.name for r in ra)   # appends replay too
 
 
+def test_runs_with_forced_refreshes_replay_only_within_their_start_phase_interval():
+    """A VMM long enough that refreshes are forced into it depends on its start phase (mod tREFI);
+    it is stored with the interval of phases that make the same refresh decisions and replayed only
+    inside it: memo on and off give the same results, totals and command log."""
+    ps = pim(channels=1, max_postponed_refreshes=1)
+    p = place_matrix("w", 2048, 1024, ps)
+    nrefi = ps.dram_spec.timing.nREFI
+    # start phases sweeping 300 ticks in steps of 5 (intervals are tens of ticks wide, so the sweep
+    # crosses their ends), then the same phases again in another order
+    phases = [1000 + 5 * k for k in range(60)]
+    phases += list(np.random.default_rng(3).permutation(phases))
+
+    def run(memo):
+        s = PimSystem(ps, record=True)
+        out = []
+        for phase in phases:
+            out.append(s.vmm(p, memo=memo, start_tick=(s.tick // nrefi + 3) * nrefi + int(phase)))
+        return s, out
+
+    a, ra = run(True)
+    b, rb = run(False)
+    assert all(r.refreshes > 0 for r in rb)            # every run had refreshes forced into it
+    assert ra == rb
+    ta, tb = a.totals(), b.totals()
+    assert a.memo_hits > 0 and ta.pop("memo_hits") > tb.pop("memo_hits")
+    ta.pop("memo_misses"), tb.pop("memo_misses")
+    assert ta == tb
+    for k in ("tick", "cmd", "bank", "row", "column"):
+        assert np.array_equal(getattr(a.command_log(), k), getattr(b.command_log(), k)), k
+
+
 def test_attention_vmms_lowering_to_one_stream_share_its_timing_but_keep_their_own_macs():
     """Score placements of neighbouring context lengths mostly lower to the same command stream
     (the new token joins a slot other banks already MAC): they share a memo signature, and a replay

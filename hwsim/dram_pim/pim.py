@@ -245,6 +245,9 @@ STREAMS_KEPT = 64
 # Lowerings of missed weight VMMs kept: a VMM long enough that a refresh is forced inside it is never
 # stored in the memo (its timing depends on the refresh phase) and is timed again in every token.
 LOWERINGS_KEPT = 8
+# Runs with a forced refresh kept, each valid over the start phases (mod tREFI) that make the same
+# refresh decisions (about one ACT spacing wide, so a long instruction needs many to be covered).
+PHASED_KEPT = 512
 REGISTER_MODE = np.zeros(N_CMDS, dtype=np.int64)
 REGISTER_MODE[[Cmd.WR_GB, Cmd.WR_BIAS, Cmd.RD_MAC]] = 1
 
@@ -588,6 +591,9 @@ class PimSystem:
         self._stream_ids: dict[int, list] = {}  # stream hash -> [(stream arrays, signature id)]: _stream
         self._stream_fifo: deque[int] = deque()   # their hashes, oldest first
         self._lowered: dict[int, tuple] = {}   # id(placement) -> (it, lowering) of recent misses, oldest first
+        # runs with forced refreshes: (sig, key, REFab owed) -> [(phase lo, hi, REFab added, row, objects)]
+        self._phased: dict[tuple, list] = {}
+        self._phased_fifo: deque[tuple] = deque()
 
     # ---- state -----------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -726,14 +732,52 @@ class PimSystem:
             h, e = self.memo.lookup(sig, self._key_buf, n)
             if e >= 0 and self._memo_valid(e, start):
                 self.memo_hits += 1
-                res = self._replay(e, name, start, base, macs)
+                res = self._replay(self.memo.data[e], self.memo.objects[e], name, start, base, macs)
             else:
                 self.memo_misses += 1
+        if res is None and memo:
+            res = (self.phased_replay(sig, n, name, start, base, macs) or (None,))[0]
         if res is None:
             res, entry = self._run(lower(), name, start, want_memo=memo, base=base)
-            if entry is not None and entry[2]:
-                self.memo.insert(sig, self._key_buf, n, h, entry[0], entry[1])
+            if entry is not None:
+                self.remember(sig, n, h, entry)
         return res if pre is None else _merge(pre, res)
+
+    def remember(self, sig: int, n: int, h: int, entry: tuple) -> None:
+        """Store the run `_run` just made under the key (sig, `_key_buf`[:n], hash h): in the memo,
+        or, if a refresh was forced into it, as a variant valid over its interval of start phases
+        (`_refresh_phases`; the key then includes the REFab owed per channel at the start)."""
+        row, obj, storable, phased = entry
+        if storable:
+            self.memo.insert(sig, self._key_buf, n, h, row, obj)
+            return
+        (lo, hi), owed, added = phased
+        key = (sig, self._key_buf[:n].tobytes(), owed)
+        variants = self._phased.setdefault(key, [])
+        variants.append((lo, hi, added, row, obj))
+        self._phased_fifo.append(key)
+        if len(self._phased_fifo) > PHASED_KEPT:
+            old = self._phased_fifo.popleft()
+            self._phased[old].pop(0)
+            if not self._phased[old]:
+                del self._phased[old]
+
+    def phased_replay(self, sig: int, n: int, name: str, start: int, base: int, macs: int) -> tuple | None:
+        """Replay a stored run with forced refreshes whose key is (sig, `_key_buf`[:n], REFab owed
+        now) and whose phase interval holds start mod tREFI: (its result, its memo row), or None."""
+        if not self._phased:
+            return None
+        nrefi = self.dram.timing.nREFI
+        key = (sig, self._key_buf[:n].tobytes(), tuple((start // nrefi - self.ref_issued).tolist()))
+        phase = start % nrefi
+        for lo, hi, added, row, obj in self._phased.get(key, ()):
+            if lo <= phase < hi:
+                self.ref_issued += added
+                self._note_refreshes()
+                self.memo_hits += 1
+                self.memo_misses -= 1
+                return self._replay(row, obj, name, start, base, macs), row
+        return None
 
     def signature_id(self, signature) -> int:
         """The memo's integer id of an instruction signature (`placement_signature`, or a KV
@@ -850,14 +894,15 @@ class PimSystem:
         owed_at_end = (start + row[lay.last_issue:lay.channel_end]) // nrefi - self.ref_issued
         return bool((owed_at_end < self.spec.max_postponed_refreshes).all())
 
-    def _replay(self, e: int, name: str, start: int, base: int, macs: int) -> VmmResult:
-        """Entry e re-based at tick `start` and row `base` (its useful MACs replaced by `macs` >= 0)."""
+    def _replay(self, row: np.ndarray, obj: tuple, name: str, start: int, base: int, macs: int) -> VmmResult:
+        """A stored run (memo row and (relative result, relative trace)) re-based at tick `start` and
+        row `base` (its useful MACs replaced by `macs` >= 0)."""
         d = self.device
-        lay, row = self.memo.layout, self.memo.data[e]
+        lay = self.memo.layout
         _restore(d.ready.reshape(-1), row[lay.ready:lay.open], d.open_row, row[lay.open:lay.hist], d.win_hist,
                  row[lay.hist:lay.channel_tick].reshape(d.win_hist.shape), self.issuer.channel_tick,
                  row[lay.channel_tick:lay.mode], self.mode, row[lay.mode:lay.last_issue], int(start), int(base))
-        r, rel_trace = self.memo.objects[e]
+        r, rel_trace = obj
         trace = None
         if rel_trace is not None:
             tk, cm, bk, rw, cl = rel_trace
@@ -880,6 +925,7 @@ class PimSystem:
         ref_before = np.empty(cap, np.int64)
         switches = np.zeros(self.spec.channels, np.int64)
         out_sw = np.zeros(n, np.int64)
+        ct0, ri0 = self.issuer.channel_tick.copy(), self.ref_issued.copy()
         ret = _issue_pim(d.state, low.cmd, low.bank, low.row, int(start), self.issuer.channel_tick, out,
                          ref_on, t.nREFI, self.spec.max_postponed_refreshes, self.ref_issued,
                          ref_tick, ref_bank, ref_before, self.mode, REGISTER_MODE,
@@ -918,14 +964,36 @@ class PimSystem:
         trace = CommandLog(tick, cmd, bank, row, col) if self.record else None
         if trace is not None:
             res = dataclasses.replace(res, trace=trace)
-        entry = None   # (memo row, (relative result, relative trace), storable: no refresh was forced)
-        if want_memo and base is not None:
+        entry = None   # (memo row, (relative result, relative trace), storable: no refresh was forced,
+        if want_memo and base is not None:   # else (phase interval, REFab owed at the start, REFab added))
             rel = dataclasses.replace(res, start_tick=0, end_tick=end - start, trace=None,
                                       channel_end_tick=tuple(e - start for e in res.channel_end_tick))
             rel_trace = (tick - start, cmd, bank, np.where(row >= 0, row - base, row), col) if self.record else None
-            entry = (self._memo_row(rel, counts, start, base, last_c), (rel, rel_trace), n_ref == 0)
+            phased = None
+            if n_ref:
+                phased = (self._refresh_phases(low, out, start, ct0), tuple((start // t.nREFI - ri0).tolist()),
+                          self.ref_issued - ri0)
+            entry = (self._memo_row(rel, counts, start, base, last_c), (rel, rel_trace), n_ref == 0, phased)
         self._account(res, trace, counts)
         return res, entry
+
+    def _refresh_phases(self, low: LoweredOp, out: np.ndarray, start: int, ct0: np.ndarray) -> tuple[int, int]:
+        """[lo, hi): the start phases (start mod tREFI) from which a run that just had refreshes
+        forced into it makes exactly the same refresh decisions. `_issue_pim` decides at every
+        ACT/ACT_AB from floor(t0 / tREFI), t0 the channel's next free slot; with the state and
+        the REFab owed at the start equal, the same floors give the same run shifted in time."""
+        nrefi = self.dram.timing.nREFI
+        c = low.bank // self.spec.banks_per_channel
+        prev = ct0[c].copy()
+        same = np.flatnonzero(c[1:] == c[:-1]) + 1
+        prev[same] = out[same - 1] + 1
+        act = _OPENS[low.cmd]
+        delta = np.maximum(prev[act], start) - start
+        phase = start % nrefi
+        m = (phase + delta) // nrefi
+        lo = max(0, int((nrefi * m - delta).max(initial=0)))
+        hi = min(nrefi, int((nrefi * (m + 1) - delta).min(initial=nrefi)))
+        return lo, hi
 
     def _memo_row(self, rel: VmmResult, counts: np.ndarray, start: int, base: int, last_c: np.ndarray) -> np.ndarray:
         """The memo `data` row of an instruction that started at `start` and has just run: the

@@ -425,13 +425,17 @@ def run_serial(system, kind: np.ndarray, pre_ps: np.ndarray, back_ps: np.ndarray
             i = int(ls[LS_ITEM])
             p = payloads[i]
             name, _, b, _, lower = system.vmm_instruction(p) if kind[i] == VMM else system.kv_append_instruction(*p)
-            res, (row, obj, storable) = system._run(lower(), name, int(ls[LS_START]), want_memo=True, base=b)
-            if storable:
-                memo.insert(int(sig[i]), system._key_buf, int(ls[LS_KEY_LEN]), int(ls[LS_HASH]), row, obj)
-                if ls[LS_BOUNDARY_LEN] > 0:
-                    _store_boundary(memo, ls, boundary_key, row, pend[0])
+            start, n_key = int(ls[LS_START]), int(ls[LS_KEY_LEN])
+            replayed = system.phased_replay(int(sig[i]), n_key, name, start, b, int(macs[i]))
+            if replayed is not None:
+                result_row[:] = replayed[1]
+            else:
+                _, entry = system._run(lower(), name, start, want_memo=True, base=b)
+                system.remember(int(sig[i]), n_key, int(ls[LS_HASH]), entry)
+                if entry[2] and ls[LS_BOUNDARY_LEN] > 0:
+                    _store_boundary(memo, ls, boundary_key, entry[0], pend[0])
+                result_row[:] = entry[0]
             ls[LS_BOUNDARY_LEN] = 0
-            result_row[:] = row
         elif status == STORE:
             _store_boundary(memo, ls, boundary_key, memo.data[int(ls[LS_SOURCE])], pend[0])
             ls[LS_BOUNDARY_LEN] = 0
