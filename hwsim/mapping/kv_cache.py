@@ -270,7 +270,7 @@ def _score_rel(kv: KvLayout, ctx: int) -> Placement:
     ch, bk, row, col = kv._k_addr(t, h)
     p = make_placement("score", kv.d_model, kv.n_heads * ctx, ch, bk, row, col, h * ctx + t, h * kv.d_head,
                        np.full(len(t), kv.d_head))
-    p.row_range   # computed once here, inherited by every layer's shifted copy
+    p.row_range, p.elements   # computed once here, inherited by every layer's shifted copy
     return sign_by_stream(set_signature(p, "kv_score", dataclasses.astuple(kv), ctx))
 
 
@@ -288,5 +288,5 @@ def _context_rel(kv: KvLayout, ctx: int) -> Placement:
     p = make_placement("context", kv.n_heads * ctx, kv.d_model, rep(ch), rep(i % B),
                        rep(slot) * kv.rows_per_dim + k, np.zeros(len(k), np.int64), rep(out),
                        rep(h) * ctx + k * tpr, length)
-    p.row_range
+    p.row_range, p.elements
     return sign_by_stream(set_signature(p, "kv_context", dataclasses.astuple(kv), ctx))

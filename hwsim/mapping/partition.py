@@ -73,9 +73,9 @@ class Placement:  # one weight matrix W [d_in, d_out], y = x @ W
             return (0, 0)
         return int(self.row.min()), int(self.row.max()) + 1
 
-    @property
+    @cached_property
     def elements(self) -> int:
-        """Weights placed (multiply-accumulates per VMM)."""
+        """Weights placed (multiply-accumulates per VMM); computed once (the arrays are read-only)."""
         return int(self.length.sum())
 
     def shifted(self, rows: int, name: str | None = None) -> "Placement":
@@ -91,6 +91,8 @@ class Placement:  # one weight matrix W [d_in, d_out], y = x @ W
         if "row_range" in self.__dict__ and len(self.row):
             lo, hi = self.row_range
             p.__dict__["row_range"] = (lo + int(rows), hi + int(rows))
+        if "elements" in self.__dict__:
+            p.__dict__["elements"] = self.elements
         return p
 
 
