@@ -42,7 +42,7 @@ from hwsim.dram_pim.memo import N_PHASES, S_LAST_MAX, Layout, MemoTable, key_has
 from hwsim.dram_pim.spec import DramSpec, load_dram_spec, with_channels
 from hwsim.dram_pim.stream import StreamIssuer
 from hwsim.errors import InputError
-from hwsim.mapping.lowering import LoweredOp, lower_vmm
+from hwsim.mapping.lowering import LoweredOp, lower_vmm, slot_table
 from hwsim.mapping.partition import Placement, placement_signature, stream_origin
 from hwsim.presets import list_presets, preset_or_mapping
 
@@ -546,6 +546,55 @@ def _restore(ready, e_ready, open_row, e_open, hist, e_hist, channel_tick, e_ct,
 # ------------------------------------------------------------------------------------------------
 # The timed PIM system
 # ------------------------------------------------------------------------------------------------
+class _FifoLists:
+    """Keys -> lists of items, holding at most `capacity` items: the oldest are forgotten first."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._lists: dict = {}
+        self._order: deque = deque()
+
+    def __bool__(self) -> bool:
+        return bool(self._lists)
+
+    def get(self, key) -> list:
+        return self._lists.get(key, [])
+
+    def add(self, key, item) -> None:
+        self._lists.setdefault(key, []).append(item)
+        self._order.append(key)
+        if len(self._order) > self.capacity:
+            old = self._order.popleft()
+            self._lists[old].pop(0)
+            if not self._lists[old]:
+                del self._lists[old]
+
+
+class _ArrayTable:
+    """Tuples of int64 arrays -> a value, found by a hash and compared in full; the oldest of more
+    than `capacity` entries are forgotten."""
+
+    def __init__(self, capacity: int):
+        self._by_hash = _FifoLists(capacity)
+
+    @staticmethod
+    def _hash(arrays) -> int:
+        h = 0
+        for a in arrays:
+            h = int(key_hash(h, np.ascontiguousarray(a, np.int64), len(a)))
+        return h
+
+    def find(self, arrays):
+        """The value stored for arrays equal to `arrays`, or None."""
+        for other, value in self._by_hash.get(self._hash(arrays)):
+            if all(np.array_equal(a, b) for a, b in zip(arrays, other)):
+                return value
+        return None
+
+    def add(self, arrays, value) -> None:
+        self._by_hash.add(self._hash(arrays), (arrays, value))
+
+
 class PimSystem:
     """Timed PIM device: issues PIM instructions and keeps the clock and the counters.
 
@@ -588,12 +637,10 @@ class PimSystem:
                               self._key_buf.size)
         self._signature_ids: dict = {}
         self._streams: dict[int, tuple] = {}   # id(origin placement) -> (it, stream signature id, lowering)
-        self._stream_ids: dict[int, list] = {}  # stream hash -> [(stream arrays, signature id)]: _stream
-        self._stream_fifo: deque[int] = deque()   # their hashes, oldest first
+        self._stream_table = _ArrayTable(2 * STREAMS_KEPT)   # slot tables and streams -> signature id
         self._lowered: dict[int, tuple] = {}   # id(placement) -> (it, lowering) of recent misses, oldest first
         # runs with forced refreshes: (sig, key, REFab owed) -> [(phase lo, hi, REFab added, row, objects)]
-        self._phased: dict[tuple, list] = {}
-        self._phased_fifo: deque[tuple] = deque()
+        self._phased = _FifoLists(PHASED_KEPT)
 
     # ---- state -----------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -645,32 +692,38 @@ class PimSystem:
         return self._stream(origin)[1], placement.row_range[0], placement.elements
 
     def _stream(self, origin: Placement) -> tuple:
-        """(origin, stream signature id, lowering) of a placement signed by its stream: the id of
-        an equal recent stream (commands, banks, rows relative to the first, columns, bank accesses
-        and row misses; compared in full, found by a hash), else a new one."""
+        """(origin, stream signature id, lowering or None) of a placement signed by its stream. Its
+        slot table (`slot_table`: all that the lowering reads but the MAC count; rows relative)
+        is looked up first: an equal one has the same stream. Otherwise the placement is lowered
+        and its stream (commands, banks, rows relative to the first, columns, bank accesses and
+        row misses) looked up: the id of an equal one, else a new one. Both are compared in full,
+        found by a hash; the last STREAMS_KEPT of each are kept."""
         got = self._streams.get(id(origin))
         if got is None or got[0] is not origin:
-            low = lower_vmm(origin, self.spec)
-            stream = (low.cmd, low.bank, low.row - origin.row_range[0], low.col,
-                      np.array([low.bank_accesses, low.row_misses], np.int64))
-            h = 0
-            for a in stream:
-                h = int(key_hash(h, np.ascontiguousarray(a, np.int64), len(a)))
             if len(self._streams) >= 16:   # the current context length's placements
                 self._streams.clear()
-            same = self._stream_ids.setdefault(h, [])
-            sid = next((i for other, i in same if all(np.array_equal(a, b) for a, b in zip(stream, other))), None)
+            slots = list(slot_table(origin, self.spec))
+            slots[1] = slots[1] - origin.row_range[0]
+            sid = self._stream_table.find(slots)
+            low = None
             if sid is None:
-                sid = self.signature_id(("stream", len(self._signature_ids)))   # a new, unique signature
-                same.append((stream, sid))
-                self._stream_fifo.append(h)
-                if len(self._stream_fifo) > STREAMS_KEPT:   # forget the oldest stream (it may recur: a miss)
-                    old = self._stream_fifo.popleft()
-                    self._stream_ids[old].pop(0)
-                    if not self._stream_ids[old]:
-                        del self._stream_ids[old]
+                low = lower_vmm(origin, self.spec)
+                stream = [low.cmd, low.bank, low.row - origin.row_range[0], low.col,
+                          np.array([low.bank_accesses, low.row_misses], np.int64)]
+                sid = self._stream_table.find(stream)
+                if sid is None:
+                    sid = self.signature_id(("stream", len(self._signature_ids)))   # a new, unique signature
+                    self._stream_table.add(stream, sid)
+                self._stream_table.add(slots, sid)
             got = self._streams[id(origin)] = (origin, sid, low)
         return got
+
+    def _origin_lowering(self, origin: Placement) -> LoweredOp:
+        """The lowering of a stream-signed origin placement (made at most once)."""
+        got = self._stream(origin)
+        if got[2] is None:
+            got = self._streams[id(origin)] = (origin, got[1], lower_vmm(origin, self.spec))
+        return got[2]
 
     def vmm_instruction(self, placement: Placement) -> tuple:
         """(name, memo signature id, first row, MACs or -1, lower) of the instruction `vmm(placement)`
@@ -685,7 +738,7 @@ class PimSystem:
                     got = self._lowered[id(placement)] = (placement, lower_vmm(placement, self.spec))
                 low = got[1]
             else:   # the origin's lowering, rows shifted as the placement's (lowering commutes with it)
-                low = self._stream(origin)[2]
+                low = self._origin_lowering(origin)
                 shift = placement.row_range[0] - origin.row_range[0]
                 low = dataclasses.replace(low, row=np.where(low.row >= 0, low.row + shift, low.row))
             if invariants.enabled():
@@ -753,14 +806,7 @@ class PimSystem:
             return
         (lo, hi), owed, added = phased
         key = (sig, self._key_buf[:n].tobytes(), owed)
-        variants = self._phased.setdefault(key, [])
-        variants.append((lo, hi, added, row, obj))
-        self._phased_fifo.append(key)
-        if len(self._phased_fifo) > PHASED_KEPT:
-            old = self._phased_fifo.popleft()
-            self._phased[old].pop(0)
-            if not self._phased[old]:
-                del self._phased[old]
+        self._phased.add(key, (lo, hi, added, row, obj))
 
     def phased_replay(self, sig: int, n: int, name: str, start: int, base: int, macs: int) -> tuple | None:
         """Replay a stored run with forced refreshes whose key is (sig, `_key_buf`[:n], REFab owed
@@ -770,7 +816,7 @@ class PimSystem:
         nrefi = self.dram.timing.nREFI
         key = (sig, self._key_buf[:n].tobytes(), tuple((start // nrefi - self.ref_issued).tolist()))
         phase = start % nrefi
-        for lo, hi, added, row, obj in self._phased.get(key, ()):
+        for lo, hi, added, row, obj in self._phased.get(key):
             if lo <= phase < hi:
                 self.ref_issued += added
                 self._note_refreshes()

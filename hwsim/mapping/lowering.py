@@ -104,19 +104,22 @@ def gb_windows(ch: np.ndarray, in_start: np.ndarray, length: np.ndarray, lanes: 
     return r_win, r_slot, np.array(w_ch, dtype=np.int64), np.array(w_b, dtype=np.int64), inverse
 
 
+def slot_table(p: Placement, pim_spec: "PimSpec") -> tuple[np.ndarray, ...]:
+    """(channel, row, column, input start, length) of every (channel, row, column) slot of `p`, in
+    slot order: all that `lower_vmm` reads of the placement besides its MAC count (lockstep makes
+    in_start/length common to the banks of a slot; the first segment's are taken)."""
+    L = pim_spec.mac_lanes
+    col0_all = p.col_elem // L
+    key = (p.channel * pim_spec.rows_per_bank + p.row) * (pim_spec.row_elems // L) + col0_all
+    _, first = np.unique(key, return_index=True)
+    return p.channel[first], p.row[first], col0_all[first], p.in_start[first], p.length[first]
+
+
 def lower_vmm(p: Placement, pim_spec: "PimSpec") -> LoweredOp:
     """Commands of y = x @ W on the PIM for placement `p` (see the module docstring)."""
-    B, L, R = pim_spec.banks_per_channel, pim_spec.mac_lanes, pim_spec.row_elems
-    nrows = pim_spec.rows_per_bank
+    B, L = pim_spec.banks_per_channel, pim_spec.mac_lanes
     rb = pim_spec.readout_bursts
-    ncols = R // L
-    ch_all, row_all = p.channel, p.row
-    col0_all = p.col_elem // L
-    # Slots: one per (channel, row, column) -- lockstep makes in_start/length common to the banks.
-    key = (ch_all * nrows + row_all) * ncols + col0_all
-    _, first = np.unique(key, return_index=True)
-    s_ch, s_row, s_col = ch_all[first], row_all[first], col0_all[first]
-    s_in, s_len = p.in_start[first], p.length[first]
+    s_ch, s_row, s_col, s_in, s_len = slot_table(p, pim_spec)
     s_ncol = -(-s_len // L)
 
     r_win, _, w_ch, w_bursts, inv = gb_windows(s_ch, s_in, s_len, L, window_elems(pim_spec))
