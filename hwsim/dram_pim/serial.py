@@ -7,8 +7,11 @@ duration. A PIM item (a VMM or a KV append) takes `pre_ps` (instruction issue an
 path's link latency), then, exactly as `PimSystemPort.vmm` -> `PimSystem.vmm`: the REFab owed at
 the boundary (`_flush_refresh`), those owed at the instruction's start after them, and the
 instruction itself replayed from the memo (`hwsim.dram_pim.memo`); then `back_ps` (the result's
-return). A memo miss returns to Python (`run_serial`), which times the instruction with
-`PimSystem._run`, stores it and resumes the loop, which then accounts it from a result row.
+return). A memo miss returns to Python (`run_serial`), which replays a run stored for the
+instruction's start phase (`PimSystem.phased_replay`: one with refreshes forced into it) or times
+it with `PimSystem._run` and stores it, and resumes the loop, which then accounts it from a result
+row. Where REFab are owed at a boundary, the flush and the instruction after it replay as one
+boundary entry when one was stored (`run_items`).
 
 Totals kept per program (what the controller's accumulator and the energy counts of its port
 would hold): time per category and per op, the PIM phases, row hits and misses, bytes, commands,
