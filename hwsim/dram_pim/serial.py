@@ -33,8 +33,6 @@ from hwsim.dram_pim.memo import (B_ACTIVE, B_END, B_SWITCHES, L_BOUNDARY, L_CHAN
 from hwsim.dram_pim.pim import PHASES, _flush_refresh, _memo_key, _restore
 
 FIXED, VMM, KV_APPEND = 0, 1, 2
-CAT_PIM_VMM, CAT_KV_WRITE, CAT_TRANSFER, CAT_OTHER = (CATEGORIES.index(c) for c in
-                                                      ("pim_vmm", "kv_write", "transfer", "other"))
 # loop state
 (LS_ITEM, LS_PHASE, LS_NOW, LS_TICK, LS_REFRESH_FROM, LS_T, LS_T_PS, LS_T2, LS_START, LS_HAS_P, LS_HAS_Q,
  LS_KEY_LEN, LS_HASH, LS_HITS, LS_MISSES, LS_NEED, LS_BOUNDARY_LEN, LS_BOUNDARY_HASH, LS_BOUNDARY_SIG,
@@ -44,8 +42,10 @@ N_LS = 20
 BOUNDARY_SIG = 1 << 40
 # where an item resumes: from its start, after a miss (Python timed it), after its boundary flush
 PHASE_START, PHASE_ACCOUNT, PHASE_FLUSHED = 0, 1, 2
-# parameters
-(PR_TCK, PR_NREFI, PR_MAX_POST, PR_NMODCH, PR_REF_ON, PR_FLOOR, PR_NCCD_L, PR_ISSUE_PS, PR_LAT_PS) = range(9)
+# parameters, the controller's category indices among them (run-time values: numba's cache of this
+# kernel is keyed on the kernel packages' sources, and the categories are the controller's)
+(PR_TCK, PR_NREFI, PR_MAX_POST, PR_NMODCH, PR_REF_ON, PR_FLOOR, PR_NCCD_L, PR_ISSUE_PS, PR_LAT_PS, PR_CAT_PIM_VMM,
+ PR_CAT_KV_WRITE, PR_CAT_TRANSFER, PR_CAT_OTHER) = range(13)
 # per-program integer totals
 (T_ROW_HITS, T_ROW_MISSES, T_OFFCHIP, T_REFRESH_PS, T_IO_BITS, T_SEEN,
  # the system's own counters (PimSystem._account) not kept in shared arrays
@@ -292,10 +292,10 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
         end_ps = (start + row[s + S_END]) * tck
         other_ps = (pend[0, PD_END] - t) * tck if has_p else 0
         o = op[i]
-        c_pim = CAT_PIM_VMM if kind[i] == VMM else CAT_KV_WRITE
+        c_pim = prm[PR_CAT_PIM_VMM] if kind[i] == VMM else prm[PR_CAT_KV_WRITE]
         pim_ps = end_ps - (t_ps + other_ps)
-        cat[CAT_OTHER] += prm[PR_ISSUE_PS] + other_ps
-        cat[CAT_TRANSFER] += prm[PR_LAT_PS] + back_ps[i]
+        cat[prm[PR_CAT_OTHER]] += prm[PR_ISSUE_PS] + other_ps
+        cat[prm[PR_CAT_TRANSFER]] += prm[PR_LAT_PS] + back_ps[i]
         cat[c_pim] += pim_ps
         op_ps[o] += prm[PR_ISSUE_PS] + prm[PR_LAT_PS] + other_ps + pim_ps + back_ps[i]
         tot[T_REFRESH_PS] += other_ps
@@ -392,7 +392,8 @@ def run_serial(system, kind: np.ndarray, pre_ps: np.ndarray, back_ps: np.ndarray
     t = system.dram.timing
     sp = system.spec
     prm = np.array([system.tCK_ps, t.nREFI, sp.max_postponed_refreshes, sp.mode_switch_cycles,
-                    sp.refresh == "deferred", system._hist_floor, t.nCCD_L, issue_ps, lat_ps], np.int64)
+                    sp.refresh == "deferred", system._hist_floor, t.nCCD_L, issue_ps, lat_ps,
+                    *(CATEGORIES.index(c) for c in ("pim_vmm", "kv_write", "transfer", "other"))], np.int64)
     memo = system.memo
     lay = memo.layout.offsets()
     d = system.device
