@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from hwsim.cli import main
 
 TINY = {"name": "tiny", "n_layers": 2, "d_model": 128, "n_heads": 2, "d_ff": 512, "vocab": 1000, "context": 64}
@@ -38,6 +40,17 @@ def test_memo_and_plain_and_numba_off_are_byte_identical(tmp_path):
 def test_paper_workload_memo_vs_plain(tmp_path):
     wl = "workloads/pim_gpt/gpt2-small.yaml"
     sets = ["--set", "run.generated_tokens=2"]
+    assert main(["run", wl, "-o", str(tmp_path / "memo"), "--json", *sets]) == 0
+    assert main(["run", wl, "-o", str(tmp_path / "plain"), "--json", "--no-memo", *sets]) == 0
+    assert _outputs(tmp_path / "memo") == _outputs(tmp_path / "plain")
+
+
+@pytest.mark.slow
+def test_long_instructions_with_forced_refreshes_memo_vs_plain(tmp_path):
+    """GPT-2 large's lm_head.t7 is long enough that refreshes are forced into it: from a few tokens
+    on, its runs replay by start phase (docs/pim_mapping.md §7); 40 tokens, ~40 s without the memo."""
+    wl = "workloads/pim_gpt/gpt2-large.yaml"
+    sets = ["--set", "run.generated_tokens=40"]
     assert main(["run", wl, "-o", str(tmp_path / "memo"), "--json", *sets]) == 0
     assert main(["run", wl, "-o", str(tmp_path / "plain"), "--json", "--no-memo", *sets]) == 0
     assert _outputs(tmp_path / "memo") == _outputs(tmp_path / "plain")
