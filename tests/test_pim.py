@@ -240,6 +240,22 @@ def test_memo_on_off_identical():
     assert any(r is not None and r.memo_hit and "kv_write" in r.name for r in ra)   # appends replay too
 
 
+def test_a_row_left_open_below_an_instructions_first_row_survives_a_replay():
+    """Memo rows hold open rows relative to the instruction's first row; one below it is negative
+    (-1 among them), so a replay must not read it as a closed bank."""
+    ps = pim(channels=1)
+    p = place_matrix("w", 1024, 16, ps, base_row=20)
+    s = PimSystem(ps)
+    res, entry = s._run(s.lower(p), "w", 0, want_memo=True, base=20)
+    d = s.device
+    d.open_row[3], d.open_row[5] = 19, 10            # rows 1 and 10 below the first row, left open
+    row = s._memo_row(entry[1][0], entry[0][s.memo.layout.counts:s.memo.layout.cycles], 0, 20,
+                      np.zeros(1, np.int64))
+    d.open_row[:] = -1
+    s._replay(row, entry[1], "w", 5000, 30, -1)      # re-based ten rows up
+    assert d.open_row[3] == 29 and d.open_row[5] == 20 and (np.delete(d.open_row, [3, 5]) == -1).all()
+
+
 def test_runs_with_forced_refreshes_replay_only_within_their_start_phase_interval():
     """A VMM long enough that refreshes are forced into it depends on its start phase (mod tREFI);
     it is stored with the interval of phases that make the same refresh decisions and replayed only

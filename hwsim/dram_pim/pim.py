@@ -239,6 +239,9 @@ _ACT, _ACT_AB, _REFAB = int(Cmd.ACT), int(Cmd.ACT_AB), int(Cmd.REFab)
 # instruction (~0.25 MB for 8 AiM channels); attention VMMs of past context lengths never recur, so
 # an unbounded memo grew to 2.1 GB RSS over 2,048 tokens. Eviction only costs a re-simulation.
 MEMO_ENTRIES = 1024
+# A closed bank in a memo row's open rows (which are relative to the instruction's first row, so a
+# row left open below it is negative: -1 cannot mark "closed").
+CLOSED_REL = -(1 << 62)
 # Attention streams whose signatures are kept (an attention VMM's stream recurs over the 16-32
 # consecutive context lengths that fill one KV slot; 64 streams of ~10,000 commands are ~20 MB).
 STREAMS_KEPT = 64
@@ -531,7 +534,7 @@ def _restore(ready, e_ready, open_row, e_open, hist, e_hist, channel_tick, e_ct,
     for i in range(ready.shape[0]):
         ready[i] = e_ready[i] + start
     for b in range(open_row.shape[0]):
-        open_row[b] = e_open[b] + base if e_open[b] >= 0 else -1
+        open_row[b] = e_open[b] + base if e_open[b] != CLOSED_REL else -1
     for w in range(hist.shape[0]):
         for node in range(hist.shape[1]):
             hist[w, node, 0] = e_hist[w, node, 0]
@@ -1047,7 +1050,7 @@ class PimSystem:
         d, lay = self.device, self.memo.layout
         out = np.empty(lay.width, np.int64)
         out[lay.ready:lay.open] = np.maximum(d.ready.reshape(-1) - start, 0)
-        out[lay.open:lay.hist] = np.where(d.open_row >= 0, d.open_row - base, -1)
+        out[lay.open:lay.hist] = np.where(d.open_row >= 0, d.open_row - base, CLOSED_REL)
         out[lay.hist:lay.channel_tick] = self._rel_hist(start).reshape(-1)
         out[lay.channel_tick:lay.mode] = np.maximum(self.issuer.channel_tick - start, 0)
         out[lay.mode:lay.last_issue] = self.mode
