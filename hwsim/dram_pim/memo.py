@@ -153,6 +153,7 @@ class MemoTable:
     def __init__(self, capacity: int, layout: Layout, key_width: int):
         self.capacity = max(int(capacity), 1)
         self.layout = layout
+        self.offsets = layout.offsets()   # for compiled code
         self.data = np.zeros((self.capacity, layout.width), np.int64)   # untouched pages cost no memory
         self.keys = np.zeros((self.capacity, key_width), np.int64)
         self.meta = np.zeros((self.capacity, 4), np.int64)

@@ -38,7 +38,7 @@ from hwsim.dram_pim.controller import CommandLog, command_csv, trace_rows
 from hwsim.dram_pim.constraints import compile_timing
 from hwsim.dram_pim.device import (H_BANKS_PER_CHANNEL, H_BANKS_PER_RANK, H_OPEN, Device, bank_state_ok, earliest,
                                    issue)
-from hwsim.dram_pim.memo import N_PHASES, S_LAST_MAX, Layout, MemoTable, key_hash
+from hwsim.dram_pim.memo import L_LAST_ISSUE, L_SCALARS, N_PHASES, S_LAST_MAX, Layout, MemoTable, key_hash
 from hwsim.dram_pim.spec import DramSpec, load_dram_spec, with_channels
 from hwsim.dram_pim.stream import StreamIssuer
 from hwsim.errors import InputError
@@ -527,6 +527,23 @@ def _memo_key(ready, open_row, hist, channel_tick, mode, start, base, win_count,
     return k
 
 
+@njit(cache=True, inline="always")
+def memo_valid(row, lay, start, ref_on, nrefi, max_post, ref_issued, refresh_from):
+    """A stored run (memo `data` row; `lay`: `Layout.offsets()`) had no refresh forced into it; it
+    stays exact from `start` iff none would be forced now either: no channel would owe
+    `max_post` REFab at its last issue. The latest last issue against the channel that has issued
+    the fewest REFab (`refresh_from`: the first tick at which one owes) bounds them all."""
+    if not ref_on:
+        return True
+    fewest_issued = refresh_from // nrefi - 1
+    if (start + row[lay[L_SCALARS] + S_LAST_MAX]) // nrefi - fewest_issued < max_post:
+        return True
+    for c in range(ref_issued.shape[0]):
+        if (start + row[lay[L_LAST_ISSUE] + c]) // nrefi - ref_issued[c] >= max_post:
+            return False
+    return True
+
+
 @njit(cache=True)
 def _restore(ready, e_ready, open_row, e_open, hist, e_hist, channel_tick, e_ct, mode, e_mode, start, base):
     """Set the device state to a memo entry's end state (relative to start 0 and row 0) re-based at
@@ -790,14 +807,25 @@ class PimSystem:
                 self.memo_hits += 1
                 res = self._replay(self.memo.data[e], self.memo.objects[e], name, start, base, macs)
             else:
-                self.memo_misses += 1
-        if res is None and memo:
-            res = (self.phased_replay(sig, n, name, start, base, macs) or (None,))[0]
-        if res is None:
-            res, entry = self._run(lower(), name, start, want_memo=memo, base=base)
-            if entry is not None:
-                self.remember(sig, n, h, entry)
+                res = self.time_missed(sig, n, h, name, start, base, macs, lower)[0]
+        else:
+            res, _ = self._run(lower(), name, start, want_memo=False)
         return res if pre is None else _merge(pre, res)
+
+    def time_missed(self, sig: int, n: int, h: int, name: str, start: int, base: int, macs: int,
+                    lower) -> tuple[VmmResult, np.ndarray, bool]:
+        """An instruction the memo table missed, key (sig, `_key_buf`[:n]) with hash h: replayed by
+        start phase if a run with forced refreshes matches (`phased_replay`, a memo hit), else timed
+        and remembered (a miss). Returns (its result, its memo row, whether the row went into the
+        memo table)."""
+        got = self.phased_replay(sig, n, name, start, base, macs)
+        if got is not None:
+            self.memo_hits += 1
+            return got[0], got[1], False
+        self.memo_misses += 1
+        res, entry = self._run(lower(), name, start, want_memo=True, base=base)
+        self.remember(sig, n, h, entry)
+        return res, entry[0], entry[2]
 
     def remember(self, sig: int, n: int, h: int, entry: tuple) -> None:
         """Store the run `_run` just made under the key (sig, `_key_buf`[:n], hash h): in the memo,
@@ -823,8 +851,6 @@ class PimSystem:
             if lo <= phase < hi:
                 self.ref_issued += added
                 self._note_refreshes()
-                self.memo_hits += 1
-                self.memo_misses -= 1
                 return self._replay(row, obj, name, start, base, macs), row
         return None
 
@@ -931,17 +957,10 @@ class PimSystem:
                          int(base), self._win_count, self._hist_floor, self._key_buf)
 
     def _memo_valid(self, e: int, start: int) -> bool:
-        """Stored run e had no refresh inserted; it stays exact iff none would trigger now either."""
-        if self.spec.refresh == "none":
-            return True
-        nrefi = self.dram.timing.nREFI
-        lay, row = self.memo.layout, self.memo.data[e]
-        # bound: the latest last issue against the channel that has issued the fewest REFab
-        fewest_issued = self._refresh_from // nrefi - 1
-        if (start + int(row[lay.scalars + S_LAST_MAX])) // nrefi - fewest_issued < self.spec.max_postponed_refreshes:
-            return True
-        owed_at_end = (start + row[lay.last_issue:lay.channel_end]) // nrefi - self.ref_issued
-        return bool((owed_at_end < self.spec.max_postponed_refreshes).all())
+        """`memo_valid` of memo entry e."""
+        return bool(memo_valid(self.memo.data[e], self.memo.offsets, int(start), self.spec.refresh == "deferred",
+                               self.dram.timing.nREFI, self.spec.max_postponed_refreshes, self.ref_issued,
+                               self._refresh_from))
 
     def _replay(self, row: np.ndarray, obj: tuple, name: str, start: int, base: int, macs: int) -> VmmResult:
         """A stored run (memo row and (relative result, relative trace)) re-based at tick `start` and

@@ -30,14 +30,14 @@ from hwsim.dram_pim.memo import (B_ACTIVE, B_END, B_SWITCHES, L_BOUNDARY, L_CHAN
                                  L_HIST, L_LAST_ISSUE, L_MODE, L_OPEN, L_READY, L_SCALARS, M_STAMP, N_PHASES, S_ACTIVE,
                                  S_BYTES_IN, S_BYTES_OUT, S_END, S_LAST_MAX, S_MACS, S_MODE_SWITCHES, S_ROW_HITS,
                                  S_ROW_MISSES, find, key_hash)
-from hwsim.dram_pim.pim import PHASES, _flush_refresh, _memo_key, _restore
+from hwsim.dram_pim.pim import PHASES, _flush_refresh, _memo_key, _restore, memo_valid
 
 FIXED, VMM, KV_APPEND = 0, 1, 2
 # loop state
 (LS_ITEM, LS_PHASE, LS_NOW, LS_TICK, LS_REFRESH_FROM, LS_T, LS_T_PS, LS_T2, LS_START, LS_HAS_P, LS_HAS_Q,
- LS_KEY_LEN, LS_HASH, LS_HITS, LS_MISSES, LS_NEED, LS_BOUNDARY_LEN, LS_BOUNDARY_HASH, LS_BOUNDARY_SIG,
- LS_SOURCE) = range(20)
-N_LS = 20
+ LS_KEY_LEN, LS_HASH, LS_HITS, LS_NEED, LS_BOUNDARY_LEN, LS_BOUNDARY_HASH, LS_BOUNDARY_SIG,
+ LS_SOURCE) = range(19)
+N_LS = 19
 # a boundary entry's signature id: the instruction's plus this
 BOUNDARY_SIG = 1 << 40
 # where an item resumes: from its start, after a miss (Python timed it), after its boundary flush
@@ -112,26 +112,11 @@ def _energy_tail(seen, tot, e_active, io_bits, active, tck):
 
 
 @njit(cache=True, inline="always")
-def _valid(row, lay, start, prm, ref_issued, refresh_from):
-    """`PimSystem._memo_valid` of the entry in `row`."""
-    if prm[PR_REF_ON] == 0:
-        return True
-    nrefi = prm[PR_NREFI]
-    fewest_issued = refresh_from // nrefi - 1
-    if (start + row[lay[L_SCALARS] + S_LAST_MAX]) // nrefi - fewest_issued < prm[PR_MAX_POST]:
-        return True
-    for c in range(ref_issued.shape[0]):
-        if (start + row[lay[L_LAST_ISSUE] + c]) // nrefi - ref_issued[c] >= prm[PR_MAX_POST]:
-            return False
-    return True
-
-
-@njit(cache=True, inline="always")
 def _boundary_valid(row, lay, s1, prm):
     """A boundary entry replays exactly from boundary `s1` (its key: the state and the REFab owed
     per channel there) iff its flush ends before the next tREFI (so nothing is owed at the
-    instruction's start) and the instruction then forces no refresh (`_valid`: after the flush
-    every channel has issued floor(s1 / nREFI))."""
+    instruction's start) and the instruction then forces no refresh (`memo_valid` with every
+    channel having issued floor(s1 / nREFI) after the flush)."""
     nrefi = prm[PR_NREFI]
     start = s1 + row[lay[L_BOUNDARY] + B_END]
     if start >= (s1 // nrefi + 1) * nrefi:
@@ -272,9 +257,8 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
             if e >= 0:
                 counter[1] += 1
                 meta[e, M_STAMP] = counter[1]
-                ok = _valid(data[e], lay, start, prm, ref_issued, refresh_from)
-            if not ok:
-                ls[LS_MISSES] += 1
+                ok = memo_valid(data[e], lay, start, ref_on, nrefi, prm[PR_MAX_POST], ref_issued, refresh_from)
+            if not ok:   # counted by Python (`PimSystem.time_missed`: a phase-interval replay is a hit)
                 ls[LS_ITEM], ls[LS_PHASE], ls[LS_NOW], ls[LS_TICK], ls[LS_REFRESH_FROM] = (i, PHASE_ACCOUNT, now, tick,
                                                                                          refresh_from)
                 ls[LS_T], ls[LS_T_PS], ls[LS_T2], ls[LS_START], ls[LS_HAS_P], ls[LS_HAS_Q] = (t, t_ps, t2, start,
@@ -395,7 +379,7 @@ def run_serial(system, kind: np.ndarray, pre_ps: np.ndarray, back_ps: np.ndarray
                     sp.refresh == "deferred", system._hist_floor, t.nCCD_L, issue_ps, lat_ps,
                     *(CATEGORIES.index(c) for c in ("pim_vmm", "kv_write", "transfer", "other"))], np.int64)
     memo = system.memo
-    lay = memo.layout.offsets()
+    lay = memo.offsets
     d = system.device
     ls = np.zeros(N_LS, np.int64)
     ls[LS_NOW] = now_ps
@@ -429,16 +413,11 @@ def run_serial(system, kind: np.ndarray, pre_ps: np.ndarray, back_ps: np.ndarray
             i = int(ls[LS_ITEM])
             p = payloads[i]
             name, _, b, _, lower = system.vmm_instruction(p) if kind[i] == VMM else system.kv_append_instruction(*p)
-            start, n_key = int(ls[LS_START]), int(ls[LS_KEY_LEN])
-            replayed = system.phased_replay(int(sig[i]), n_key, name, start, b, int(macs[i]))
-            if replayed is not None:
-                result_row[:] = replayed[1]
-            else:
-                _, entry = system._run(lower(), name, start, want_memo=True, base=b)
-                system.remember(int(sig[i]), n_key, int(ls[LS_HASH]), entry)
-                if entry[2] and ls[LS_BOUNDARY_LEN] > 0:
-                    _store_boundary(memo, ls, boundary_key, entry[0], pend[0])
-                result_row[:] = entry[0]
+            _, row, stored = system.time_missed(int(sig[i]), int(ls[LS_KEY_LEN]), int(ls[LS_HASH]), name,
+                                                int(ls[LS_START]), b, int(macs[i]), lower)
+            if stored and ls[LS_BOUNDARY_LEN] > 0:
+                _store_boundary(memo, ls, boundary_key, row, pend[0])
+            result_row[:] = row
             ls[LS_BOUNDARY_LEN] = 0
         elif status == STORE:
             _store_boundary(memo, ls, boundary_key, memo.data[int(ls[LS_SOURCE])], pend[0])
@@ -474,6 +453,5 @@ def _sync(system, ls: np.ndarray, tot: np.ndarray) -> None:
     system.mode_switches += int(tot[T_SYS_MODE_SWITCHES])
     tot[T_SYS_ROW_HITS:] = 0
     system.memo_hits += int(ls[LS_HITS])
-    system.memo_misses += int(ls[LS_MISSES])
-    ls[LS_HITS] = ls[LS_MISSES] = 0
+    ls[LS_HITS] = 0
     system._note_refreshes()
