@@ -590,6 +590,26 @@ class _FifoLists:
                 del self._lists[old]
 
 
+class _ByIdentity:
+    """Values kept per object, by identity (placements hold arrays: they are not hashable), for at
+    most `capacity` objects; the oldest is forgotten first. Each entry holds its object, so an id
+    is never reused while it is kept."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._items: dict[int, tuple] = {}
+
+    def get(self, obj):
+        got = self._items.get(id(obj))
+        return got[1] if got is not None and got[0] is obj else None
+
+    def put(self, obj, value) -> None:
+        self._items.pop(id(obj), None)
+        if len(self._items) >= self.capacity:
+            self._items.pop(next(iter(self._items)))
+        self._items[id(obj)] = (obj, value)
+
+
 class _ArrayTable:
     """Tuples of int64 arrays -> a value, found by a hash and compared in full; the oldest of more
     than `capacity` entries are forgotten."""
@@ -656,9 +676,10 @@ class PimSystem:
         self.memo = MemoTable(MEMO_ENTRIES, Layout.of(d.ready.size, d.open_row.size, d.win_hist.size, C),
                               self._key_buf.size)
         self._signature_ids: dict = {}
-        self._streams: dict[int, tuple] = {}   # id(origin placement) -> (it, stream signature id, lowering)
+        # origin placement (two per context length: score, context) -> (stream signature id, lowering or None)
+        self._streams = _ByIdentity(16)
         self._stream_table = _ArrayTable(2 * STREAMS_KEPT)   # slot tables and streams -> signature id
-        self._lowered: dict[int, tuple] = {}   # id(placement) -> (it, lowering) of recent misses, oldest first
+        self._lowered = _ByIdentity(LOWERINGS_KEPT)   # placement -> lowering, of recent misses
         # runs with forced refreshes: (sig, key, REFab owed) -> [(phase lo, hi, REFab added, row, objects)]
         self._phased = _FifoLists(PHASED_KEPT)
 
@@ -709,19 +730,17 @@ class PimSystem:
         origin = stream_origin(placement)
         if origin is None:
             return self.signature_id(placement_signature(placement)), placement.row_range[0], -1
-        return self._stream(origin)[1], placement.row_range[0], placement.elements
+        return self._stream(origin)[0], placement.row_range[0], placement.elements
 
     def _stream(self, origin: Placement) -> tuple:
-        """(origin, stream signature id, lowering or None) of a placement signed by its stream. Its
+        """(stream signature id, lowering or None) of a placement signed by its stream. Its
         slot table (`slot_table`: all that the lowering reads but the MAC count; rows relative)
         is looked up first: an equal one has the same stream. Otherwise the placement is lowered
         and its stream (commands, banks, rows relative to the first, columns, bank accesses and
         row misses) looked up: the id of an equal one, else a new one. Both are compared in full,
         found by a hash; the last STREAMS_KEPT of each are kept."""
-        got = self._streams.get(id(origin))
-        if got is None or got[0] is not origin:
-            if len(self._streams) >= 16:   # the current context length's placements
-                self._streams.clear()
+        got = self._streams.get(origin)
+        if got is None:
             slots = list(slot_table(origin, self.spec))
             slots[1] = slots[1] - origin.row_range[0]
             sid = self._stream_table.find(slots)
@@ -735,15 +754,17 @@ class PimSystem:
                     sid = self.signature_id(("stream", len(self._signature_ids)))   # a new, unique signature
                     self._stream_table.add(stream, sid)
                 self._stream_table.add(slots, sid)
-            got = self._streams[id(origin)] = (origin, sid, low)
+            got = (sid, low)
+            self._streams.put(origin, got)
         return got
 
     def _origin_lowering(self, origin: Placement) -> LoweredOp:
-        """The lowering of a stream-signed origin placement (made at most once)."""
-        got = self._stream(origin)
-        if got[2] is None:
-            got = self._streams[id(origin)] = (origin, got[1], lower_vmm(origin, self.spec))
-        return got[2]
+        """The lowering of a stream-signed origin placement (made at most once while it is kept)."""
+        sid, low = self._stream(origin)
+        if low is None:
+            low = lower_vmm(origin, self.spec)
+            self._streams.put(origin, (sid, low))
+        return low
 
     def vmm_instruction(self, placement: Placement) -> tuple:
         """(name, memo signature id, first row, MACs or -1, lower) of the instruction `vmm(placement)`
@@ -751,12 +772,10 @@ class PimSystem:
         def lower() -> LoweredOp:
             origin = stream_origin(placement)
             if origin is None:   # kept: a weight VMM that misses (a run with a forced refresh) may miss again
-                got = self._lowered.get(id(placement))
-                if got is None or got[0] is not placement:
-                    if len(self._lowered) >= LOWERINGS_KEPT:
-                        self._lowered.pop(next(iter(self._lowered)))
-                    got = self._lowered[id(placement)] = (placement, lower_vmm(placement, self.spec))
-                low = got[1]
+                low = self._lowered.get(placement)
+                if low is None:
+                    low = lower_vmm(placement, self.spec)
+                    self._lowered.put(placement, low)
             else:   # the origin's lowering, rows shifted as the placement's (lowering commutes with it)
                 low = self._origin_lowering(origin)
                 shift = placement.row_range[0] - origin.row_range[0]
