@@ -99,7 +99,7 @@ def find(slots, meta, keys, sig, key, n, h):
         e = slots[s]
         if e < 0:
             return -1
-        if meta[e, 1] == h and meta[e, 0] == sig and meta[e, 2] == n:
+        if meta[e, M_HASH] == h and meta[e, M_SIG] == sig and meta[e, M_LEN] == n:
             same = True
             row = keys[e]
             for i in range(n):
@@ -133,7 +133,7 @@ def rehash(slots, meta, n):
     """Fill `slots` with entries 0..n-1."""
     slots[:] = -1
     for e in range(n):
-        rehash_one(slots, meta[e, 1], e)
+        rehash_one(slots, meta[e, M_HASH], e)
 
 
 @njit(cache=True)
@@ -143,7 +143,7 @@ def compact(data, keys, meta, keep):
         i = keep[j]
         if i != j:
             data[j] = data[i]
-            keys[j, :meta[i, 2]] = keys[i, :meta[i, 2]]
+            keys[j, :meta[i, M_LEN]] = keys[i, :meta[i, M_LEN]]
             meta[j] = meta[i]
 
 

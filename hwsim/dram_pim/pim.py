@@ -16,8 +16,10 @@ real command streams (docs/pim_mapping.md) with exact timing:
 Exact memoisation: a VMM whose placement signature (layout up to a row offset) and relative
 device state at its start equal an earlier one's replays the stored relative result and end state
 (docs/pim_mapping.md §7); so does a KV append, whose stream is the same in every layer up to the
-layer's row offset. Runs with a forced in-instruction refresh are phase-dependent: they are
-never stored, and a stored run is replayed only if no refresh could be forced during it.
+layer's row offset; attention VMMs are signed by the command stream they lower to. A stored run
+is replayed only if no refresh could be forced during it; runs with a forced in-instruction
+refresh depend on the start phase (mod tREFI) and are kept apart, each replayed only within its
+interval of phases.
 """
 
 from __future__ import annotations
@@ -243,7 +245,7 @@ MEMO_ENTRIES = 1024
 # row left open below it is negative: -1 cannot mark "closed").
 CLOSED_REL = -(1 << 62)
 # Attention streams whose signatures are kept (an attention VMM's stream recurs over the 16-32
-# consecutive context lengths that fill one KV slot; 64 streams of ~10,000 commands are ~20 MB).
+# consecutive context lengths that fill one KV slot), and as many slot tables that stand for them.
 STREAMS_KEPT = 64
 # Lowerings of missed weight VMMs kept: a VMM long enough that a refresh is forced inside it is never
 # stored in the memo (its timing depends on the refresh phase) and is timed again in every token.
@@ -1071,7 +1073,7 @@ class PimSystem:
         the REFab owed at the start equal, the same floors give the same run shifted in time."""
         nrefi = self.dram.timing.nREFI
         c = low.bank // self.spec.banks_per_channel
-        prev = ct0[c].copy()
+        prev = ct0[c]   # (a fancy-indexed copy)
         same = np.flatnonzero(c[1:] == c[:-1]) + 1
         prev[same] = out[same - 1] + 1
         act = _OPENS[low.cmd]
