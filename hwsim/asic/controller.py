@@ -621,26 +621,34 @@ class Executor:
         return TokenResult(t0, t1, cat, op_ps, cost, r.commands, enc.link_bits, r.row_hits, r.row_misses,
                            enc.offchip + r.bytes_io, len(prog), r.refresh_ps, r.phases_ps)
 
+    def _fixed_spans(self, ins: Instr) -> list[tuple[str, str, int]]:
+        """(category, op id, ps) of an ASIC or link instruction's issue and work, in order: their
+        durations do not depend on when it runs."""
+        spans = [("other", ins.op_id, self.issue_ps)]
+        if ins.kind == "vector":
+            spans += [(p.category, p.op_id, self.vu.ps(p.cost)) for p in ins.parts]
+        else:
+            nbytes, channels = ins.payload
+            spans.append(("transfer", ins.op_id, self._fetch_ps(nbytes, channels)))
+        return spans
+
     def _execute(self, ins: Instr, now: int, acc: "_Accumulator", start, end, serial: bool) -> int:
         """Start `ins` at `now`; record its work; return its end time."""
         t = now
-        acc.segment(t, t + self.issue_ps, "other", ins.op_id)
-        t += self.issue_ps
-        if ins.kind == "vector":
-            for p in ins.parts:
-                ps = self.vu.ps(p.cost)
-                acc.segment(t, t + ps, p.category, p.op_id)
-                acc.asic(p.cost)
+        if ins.kind == "vector" or ins.kind == "fetch":
+            for category, op_id, ps in self._fixed_spans(ins):
+                acc.segment(t, t + ps, category, op_id)
                 t += ps
+            if ins.kind == "fetch":
+                acc.link(ins.payload[0])
+                return t
+            for p in ins.parts:
+                acc.asic(p.cost)
             if not serial and ins.stream_from >= 0:
                 t = max(t, end[ins.stream_from] + self.asic.cycles_to_ps(ins.tail_cycles))
             return t
-        if ins.kind == "fetch":
-            nbytes, channels = ins.payload
-            ps = self._fetch_ps(nbytes, channels)
-            acc.segment(t, t + ps, "transfer", ins.op_id)
-            acc.link(nbytes)
-            return t + ps
+        acc.segment(t, t + self.issue_ps, "other", ins.op_id)
+        t += self.issue_ps
         # PIM instructions: command path latency, the PIM's work, result return latency
         lat = self.link_lat_ps
         acc.segment(t, t + lat, "transfer", ins.op_id)
@@ -706,29 +714,23 @@ class _Encoding:
 
     def add(self, i: int, ins: Instr, ex: "Executor") -> None:
         """Instruction i (as `Executor._execute` would time it under the serial policy)."""
-        issue = ex.issue_ps
         if ins.kind == "vector" or ins.kind == "fetch":
             self.kind[i] = 0
             self.back_ps[i] = 0
-            self._add_time("other", ins.op_id, issue)
-            d = issue
-            if ins.kind == "vector":
-                for p in ins.parts:
-                    ps = ex.vu.ps(p.cost)
-                    self._add_time(p.category, p.op_id, ps)
-                    self.costs[p.cost] = self.costs.get(p.cost, 0) + 1
-                    d += ps
-            else:
-                nbytes, channels = ins.payload
-                ps = ex._fetch_ps(nbytes, channels)
-                self._add_time("transfer", ins.op_id, ps)
-                self.link_bits += 8 * nbytes
-                self.offchip += nbytes
+            d = 0
+            for category, op_id, ps in ex._fixed_spans(ins):
+                self._add_time(category, op_id, ps)
                 d += ps
             self.pre_ps[i] = d
+            if ins.kind == "fetch":
+                self.link_bits += 8 * ins.payload[0]
+                self.offchip += ins.payload[0]
+            else:
+                for p in ins.parts:
+                    self.costs[p.cost] = self.costs.get(p.cost, 0) + 1
             return
         self.kind[i] = 1 if ins.kind == "vmm" else 2
-        self.pre_ps[i] = issue + ex.link_lat_ps
+        self.pre_ps[i] = ex.issue_ps + ex.link_lat_ps
         self.back_ps[i] = ex.link_lat_ps if ins.kind == "vmm" else 0
         self.op[i] = self.pim_ops.setdefault(ins.op_id, len(self.pim_ops))
         self.payloads[i] = ins.payload
