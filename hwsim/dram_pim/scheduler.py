@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from hwsim.dram_pim.commands import Cmd
+from hwsim.dram_pim.commands import N_CMDS, Cmd
 from hwsim.dram_pim.device import (H_BANKS_PER_RANK, H_CHANNELS, H_NBANKS, H_OPEN, H_RANKS, bank_state_ok,
                                    earliest, issue)
 from hwsim.dram_pim.refresh import due_refresh
@@ -45,11 +45,16 @@ AFTER_CMDS = np.array([ACT, RD, WR], dtype=np.int64)   # a bank's next command: 
 
 
 @njit(cache=True, inline="always")
-def _note_bank(seen, bank):
-    """-1 (none yet) -> bank; the same bank -> itself; another bank -> -2 (several)."""
-    if seen == -1 or seen == bank:
-        return bank
-    return -2
+def _pend(pend, n_pend, seen, stamp, bank, c):
+    """Note (bank, command c) as one to re-time after this decision's issue (once per decision:
+    `seen` holds the decision's `stamp` for pairs already noted); returns the new count."""
+    k = bank * N_CMDS + c
+    if seen[k] == stamp:
+        return n_pend
+    seen[k] = stamp
+    pend[n_pend, 0] = bank
+    pend[n_pend, 1] = c
+    return n_pend + 1
 
 
 @njit(cache=True)
@@ -85,6 +90,8 @@ class RequestState(NamedTuple):
     n_activated: np.ndarray  # per bank: requests awaiting their column command
     q_activated: np.ndarray  # [read 0 / write 1, channel]: the same, per queue
     counts: np.ndarray       # per command: how many issued
+    pend: np.ndarray         # [k, (bank, command)]: pairs to re-time after a decision's issue
+    pend_seen: np.ndarray    # per (bank * N_CMDS + command): the decision stamp that noted it
 
 
 def request_state(st: np.ndarray, n: int, cfg: np.ndarray) -> RequestState:
@@ -97,7 +104,8 @@ def request_state(st: np.ndarray, n: int, cfg: np.ndarray) -> RequestState:
         req_accept=np.full(n, -1, dtype=np.int64), req_done=np.full(n, -1, dtype=np.int64),
         req_class=np.full(n, -1, dtype=np.int8), activated=np.zeros(n, dtype=np.bool_),
         n_activated=np.zeros(n_banks, dtype=np.int64), q_activated=np.zeros((2, n_ch), dtype=np.int64),
-        counts=np.zeros(16, dtype=np.int64))
+        counts=np.zeros(16, dtype=np.int64), pend=np.zeros((cfg[C_RQ] + cfg[C_WQ], 2), dtype=np.int64),
+        pend_seen=np.full(n_banks * N_CMDS, -1, dtype=np.int64))
 
 
 @njit(cache=True)
@@ -117,7 +125,8 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                                                     work.next_ref)
     req_accept, req_done, req_class, activated, n_activated, counts = (
         work.req_accept, work.req_done, work.req_class, work.activated, work.n_activated, work.counts)
-    q_activated = work.q_activated
+    q_activated, pend, pend_seen = work.q_activated, work.pend, work.pend_seen
+    stamp = np.int64(0)
     log_cap = log_tick.shape[0]
     n_log = 0
     status = 0
@@ -175,8 +184,9 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
             sel = -1
             sel_cmd = -1
             sel_bank = -1
-            # Banks of requests that were ready but not chosen, or not evaluated: -1 none, -2 several.
-            other_bank = -1
+            # (bank, command) of requests that were ready, or were not evaluated: `pend[:n_pend]`.
+            n_pend = 0
+            stamp += 1
             cut_short = False
             # (1) column commands of activated requests, oldest first.
             for which in range(2):
@@ -193,7 +203,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     c = WR if req_write[i] else RD
                     e = earliest(st, c, req_bank[i])
                     if e <= t:
-                        other_bank = _note_bank(other_bank, req_bank[i])
+                        n_pend = _pend(pend, n_pend, pend_seen, stamp, req_bank[i], c)
                         if sel == -1 or i < sel:
                             sel, sel_cmd, sel_bank = i, c, req_bank[i]
                     elif e < next_t:
@@ -226,8 +236,12 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     if open_row[bank] == req_row[i]:
                         c = WR if req_write[i] else RD
                     elif sel != -1:
-                        other_bank = _note_bank(other_bank, bank)
-                        continue  # an older ready command is chosen; only a ready hit could beat it
+                        # An older ready command is chosen; only a ready hit could beat this one.
+                        if open_row[bank] == -1:
+                            n_pend = _pend(pend, n_pend, pend_seen, stamp, bank, ACT)
+                        elif n_activated[bank] == 0:
+                            n_pend = _pend(pend, n_pend, pend_seen, stamp, bank, PRE)
+                        continue
                     elif open_row[bank] == -1:
                         c = ACT
                     else:
@@ -242,7 +256,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                             next_t = e
                         continue
                     is_hit = c == RD or c == WR
-                    other_bank = _note_bank(other_bank, bank)
+                    n_pend = _pend(pend, n_pend, pend_seen, stamp, bank, c)
                     if sel == -1 or (is_hit and not sel_hit):
                         sel, sel_cmd, sel_bank, sel_hit = i, c, bank, is_hit
                         if is_hit or cfg[C_FCFS] == SCHED_READY_OLDEST:
@@ -271,23 +285,31 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
             issued_any = True
             # May the decision at t + 1 be skipped? Issuing only raises ready ticks, so every earliest
             # tick computed above is still a lower bound, except for requests to the bank just used
-            # (their command may change) and anything not evaluated. An ACT or PRE completes no
-            # request (queue lengths, write mode and admission are as before); if every request that
-            # was ready or not evaluated is on that bank, nothing issues before that bank's next
-            # possible command: ACT after a PRE; after an ACT, the activated request's RD or WR, or
-            # either if another queued request hits the new row (a PRE would close the row an
-            # activated request waits for, and is never chosen).
-            may_skip = sel >= 0 and (c == ACT or c == PRE) and not cut_short and (
-                other_bank == -1 or other_bank == sel_bank)
+            # (their command may change) and those that were ready or not evaluated. An ACT or PRE
+            # completes no request (queue lengths, write mode and admission are as before), so
+            # nothing issues before the smallest of: those bounds; the earliest tick, now, of each
+            # (bank, command) noted as ready or not evaluated on another bank (their commands are
+            # unchanged: only the bank just used changed state); and that bank's next possible
+            # command: ACT after a PRE; after an ACT, the activated request's RD or WR, or either if
+            # another queued request hits the new row (a PRE would close the row an activated
+            # request waits for, and is never chosen).
+            may_skip = sel >= 0 and (c == ACT or c == PRE) and not cut_short
             if may_skip:
+                for p in range(n_pend):
+                    if pend[p, 0] != sel_bank:
+                        e = earliest(st, pend[p, 1], pend[p, 0])
+                        if e < skip_to:
+                            skip_to = e
                 if c == PRE:
                     after_lo, after_hi = 0, 1
-                elif (_has_other_hit(rq, rq_len, ch, sel, sel_bank, row, req_bank, req_row)
-                      or _has_other_hit(wq, wq_len, ch, sel, sel_bank, row, req_bank, req_row)):
-                    after_lo, after_hi = 1, 3
                 else:
+                    # A queued hit of the activated request's own kind has its command: only a hit
+                    # in the other queue adds the other column command.
                     after_lo = 2 if req_write[sel] else 1
                     after_hi = after_lo + 1
+                    if (_has_other_hit(rq, rq_len, ch, sel, sel_bank, row, req_bank, req_row) if req_write[sel]
+                            else _has_other_hit(wq, wq_len, ch, sel, sel_bank, row, req_bank, req_row)):
+                        after_lo, after_hi = 1, 3
                 for cc in range(after_lo, after_hi):
                     e = earliest(st, AFTER_CMDS[cc], sel_bank)
                     if e < skip_to:
