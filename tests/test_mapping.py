@@ -139,6 +139,17 @@ def test_layers_share_a_layout_up_to_a_row_offset():
     assert np.array_equal(b.row - b.row_range[0], a.row - a.row_range[0])
 
 
+def test_a_shifted_placement_makes_its_rows_on_first_read():
+    mp = place_model(load_model("gpt2-small"), PS)
+    src = mp.kv.score_placement(0, 300).__dict__["_row_source"]
+    p = src.shifted(1000, "moved")
+    assert "_row" not in p.__dict__ and p.row_range == (src.row_range[0] + 1000, src.row_range[1] + 1000)
+    assert all(getattr(p, a) is getattr(src, a) for a in ("channel", "bank", "col_elem", "out_index", "in_start",
+                                                          "length"))
+    assert np.array_equal(p.row, src.row + 1000) and not p.row.flags.writeable and p.row is p.row
+    assert (p.name, p.d_in, p.d_out, p.elements) == ("moved", src.d_in, src.d_out, src.elements)
+
+
 @pytest.mark.parametrize("name,ctx", [("gpt2-xl", 1), ("gpt2-xl", 200), ("gpt2-xl", 1024), ("gpt3-large", 777),
                                       ("gpt3-xl", 2048)])
 def test_kv_placements(name, ctx):

@@ -79,9 +79,12 @@ class Placement:  # one weight matrix W [d_in, d_out], y = x @ W
         return int(self.length.sum())
 
     def shifted(self, rows: int, name: str | None = None) -> "Placement":
-        """The same layout `rows` rows further up (timing-identical; shares the memo signature)."""
-        p = Placement(name or self.name, self.d_in, self.d_out, self.channel, self.bank,
-                      _frozen(self.row + rows), self.col_elem, self.out_index, self.in_start, self.length)
+        """The same layout `rows` rows further up (timing-identical; shares the memo signature and
+        every array but the rows, which are made on first use: `_ShiftedPlacement`)."""
+        p = _ShiftedPlacement.__new__(_ShiftedPlacement)
+        p.__dict__.update(name=name or self.name, d_in=self.d_in, d_out=self.d_out, channel=self.channel,
+                          bank=self.bank, col_elem=self.col_elem, out_index=self.out_index,
+                          in_start=self.in_start, length=self.length, _row_source=self, _row_shift=int(rows))
         sig = self.__dict__.get("_sig")
         if sig is not None:
             object.__setattr__(p, "_sig", sig)
@@ -94,6 +97,21 @@ class Placement:  # one weight matrix W [d_in, d_out], y = x @ W
         if "elements" in self.__dict__:
             p.__dict__["elements"] = self.elements
         return p
+
+
+class _ShiftedPlacement(Placement):
+    """A `Placement.shifted` copy: its `row` array is the source's plus the shift, made when first
+    read. The memoised PIM paths time an attention VMM from its row range and its source's
+    lowering, so the rows of the 2 x n_layers attention placements of a token (16k values each
+    for a 2,048-token GPT-3 context) are mostly never made."""
+
+    @property
+    def row(self) -> np.ndarray:
+        d = self.__dict__
+        r = d.get("_row")
+        if r is None:
+            r = d["_row"] = _frozen(d["_row_source"].row + d["_row_shift"])
+        return r
 
 
 def _frozen(a) -> np.ndarray:
