@@ -263,30 +263,58 @@ def _append_rel(kv: KvLayout, token: int) -> LoweredOp:
 _ATTENTION_PLACEMENTS_KEPT = 16
 
 
+@lru_cache(maxsize=4)
+def _fields(kv: KvLayout) -> tuple:
+    """`dataclasses.astuple(kv)`, made once (it deep-copies: ~20 us a call)."""
+    return dataclasses.astuple(kv)
+
+
+@lru_cache(maxsize=4)
+def _score_segments(kv: KvLayout) -> tuple[np.ndarray, ...]:
+    """(token, head, channel, bank, row, col_elem, in_start, length) of every (token, head) segment
+    of the whole reserved context, token-major: the score placement of a context of ctx tokens
+    is their first ctx * n_heads entries (K addresses are per token and head)."""
+    t = np.repeat(np.arange(kv.context, dtype=np.int64), kv.n_heads)
+    h = np.tile(np.arange(kv.n_heads, dtype=np.int64), kv.context)
+    ch, bk, row, col = kv._k_addr(t, h)
+    out = (t, h, ch, bk, row, col, h * kv.d_head, np.full(len(t), kv.d_head, np.int64))
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
 @lru_cache(maxsize=_ATTENTION_PLACEMENTS_KEPT)
 def _score_rel(kv: KvLayout, ctx: int) -> Placement:
-    t = np.repeat(np.arange(ctx, dtype=np.int64), kv.n_heads)
-    h = np.tile(np.arange(kv.n_heads, dtype=np.int64), ctx)
-    ch, bk, row, col = kv._k_addr(t, h)
-    p = make_placement("score", kv.d_model, kv.n_heads * ctx, ch, bk, row, col, h * ctx + t, h * kv.d_head,
-                       np.full(len(t), kv.d_head))
+    n = ctx * kv.n_heads
+    t, h, ch, bk, row, col, in_start, length = (a[:n] for a in _score_segments(kv))
+    p = make_placement("score", kv.d_model, n, ch, bk, row, col, h * ctx + t, in_start, length)
     p.row_range, p.elements   # computed once here, inherited by every layer's shifted copy
-    return sign_by_stream(set_signature(p, "kv_score", dataclasses.astuple(kv), ctx))
+    return sign_by_stream(set_signature(p, "kv_score", _fields(kv), ctx))
 
 
-@lru_cache(maxsize=_ATTENTION_PLACEMENTS_KEPT)
-def _context_rel(kv: KvLayout, ctx: int) -> Placement:
-    B, tpr = kv.banks, kv.tokens_per_row
+@lru_cache(maxsize=4)
+def _context_segments(kv: KvLayout, pieces: int) -> tuple[np.ndarray, ...]:
+    """(channel, bank, row, col_elem, out_index, head, piece) of the context placement's segments
+    for contexts of `pieces` row pieces (-(-ctx // tokens_per_row)): only their input starts and
+    lengths depend on ctx itself."""
+    B = kv.banks
     out = np.arange(kv.d_model, dtype=np.int64)
     h, i = out // kv.d_head, out % kv.d_head
     gid = h * kv.groups_per_head + i // B
     ch, slot = kv._v_group(gid)
-    pieces = -(-ctx // tpr)
     k = np.tile(np.arange(pieces, dtype=np.int64), kv.d_model)
     rep = lambda a: np.repeat(a, pieces)  # noqa: E731
-    length = np.minimum(tpr, ctx - k * tpr)
-    p = make_placement("context", kv.n_heads * ctx, kv.d_model, rep(ch), rep(i % B),
-                       rep(slot) * kv.rows_per_dim + k, np.zeros(len(k), np.int64), rep(out),
-                       rep(h) * ctx + k * tpr, length)
+    got = (rep(ch), rep(i % B), rep(slot) * kv.rows_per_dim + k, np.zeros(len(k), np.int64), rep(out), rep(h), k)
+    for a in got:
+        a.flags.writeable = False
+    return got
+
+
+@lru_cache(maxsize=_ATTENTION_PLACEMENTS_KEPT)
+def _context_rel(kv: KvLayout, ctx: int) -> Placement:
+    tpr = kv.tokens_per_row
+    ch, bank, row, col, out, h, k = _context_segments(kv, -(-ctx // tpr))
+    p = make_placement("context", kv.n_heads * ctx, kv.d_model, ch, bank, row, col, out, h * ctx + k * tpr,
+                       np.minimum(tpr, ctx - k * tpr))
     p.row_range, p.elements
-    return sign_by_stream(set_signature(p, "kv_context", dataclasses.astuple(kv), ctx))
+    return sign_by_stream(set_signature(p, "kv_context", _fields(kv), ctx))
