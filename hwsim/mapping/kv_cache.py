@@ -189,9 +189,10 @@ class KvLayout:
 
     def _append_layer0(self, t: int) -> LoweredOp:
         """`append_commands(0, t)`: every layer's stream is this one with its rows shifted by the
-        layer's offset (the layers' K and V regions have the same layout)."""
-        C, B, L = self.channels, self.banks, self.lanes
-        # K: all heads of token t, one bank.
+        layer's offset (the layers' K and V regions have the same layout). Channel-major: each
+        channel's V writes, with the K writes before them in the K slot's channel."""
+        B, L = self.banks, self.lanes
+        # K: all heads of token t, one bank; an ACT, the row's writes and a PRE per K row.
         h = np.arange(self.n_heads, dtype=np.int64)
         kch, kbk, krow, kcol = self._k_addr(np.full_like(h, t), h)
         kch, kbk = int(kch[0]), int(kbk[0])
@@ -200,52 +201,26 @@ class KvLayout:
         kc = np.repeat(kcol // L, per_head) + np.tile(np.arange(per_head, dtype=np.int64), self.n_heads)
         o = np.lexsort((kc, kr))
         kr, kc = kr[o], kc[o]
-        # V: every dim group, one element per bank.
-        gid = np.arange(self.n_dim_groups, dtype=np.int64)
-        vch, vslot = self._v_group(gid)
-        vrow = self.v_base(0) + vslot * self.rows_per_dim + t // self.tokens_per_row
-        vcol = (t % self.tokens_per_row) // L
-        nb = np.minimum(B, self.d_head - (gid % self.groups_per_head) * B)   # banks holding a dim
-        cmds, banks, rows, cols = [], [], [], []
-        misses = accesses = 0
-        for c in range(C):
-            if c == kch:
-                new = np.r_[True, kr[1:] != kr[:-1]]
-                starts = np.flatnonzero(new)
-                nk = len(kr) + 2 * len(starts)
-                cm = np.empty(nk, np.int64)
-                rw = np.empty(nk, np.int64)
-                cl = np.full(nk, -1, np.int64)
-                pos = np.arange(len(kr)) + 1 + 2 * (np.cumsum(new) - 1)
-                cm[pos], rw[pos], cl[pos] = int(Cmd.WR), kr, kc
-                act = pos[starts] - 1
-                ends = np.r_[starts[1:], len(kr)] - 1
-                pre = pos[ends] + 1
-                cm[act], rw[act] = int(Cmd.ACT), kr[starts]
-                cm[pre], rw[pre] = int(Cmd.PRE), kr[starts]
-                cmds.append(cm); rows.append(rw); cols.append(cl)
-                banks.append(np.full(nk, c * B + kbk, np.int64))
-                misses += len(starts)
-                accesses += len(kr)
-            sel = np.flatnonzero(vch == c)
-            if len(sel):
-                n = nb[sel]
-                per = n + 2
-                tot = int(per.sum())
-                st = np.concatenate([[0], np.cumsum(per)[:-1]])
-                cm = np.full(tot, int(Cmd.WR), np.int64)
-                rw = np.repeat(vrow[sel], per)
-                cl = np.full(tot, vcol, np.int64)
-                bk = c * B + (np.arange(tot) - np.repeat(st, per) - 1)
-                cm[st], cm[st + per - 1] = int(Cmd.ACT_AB), int(Cmd.PREA)
-                cl[st] = cl[st + per - 1] = -1
-                bk[st] = bk[st + per - 1] = c * B
-                cmds.append(cm); rows.append(rw); cols.append(cl); banks.append(bk)
-                misses += int(n.sum())
-                accesses += int(n.sum())
-        cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64)  # noqa: E731
-        return LoweredOp(cat(cmds), cat(banks), cat(rows), cat(cols), macs=0, bank_accesses=accesses,
-                         row_misses=misses)
+        new = np.r_[True, kr[1:] != kr[:-1]]
+        starts = np.flatnonzero(new)
+        nk = len(kr) + 2 * len(starts)
+        k_cmd = np.empty(nk, np.int64)
+        k_row = np.empty(nk, np.int64)
+        k_col = np.full(nk, -1, np.int64)
+        pos = np.arange(len(kr)) + 1 + 2 * (np.cumsum(new) - 1)
+        k_cmd[pos], k_row[pos], k_col[pos] = int(Cmd.WR), kr, kc
+        act = pos[starts] - 1
+        pre = pos[np.r_[starts[1:], len(kr)] - 1] + 1
+        k_cmd[act], k_row[act] = int(Cmd.ACT), kr[starts]
+        k_cmd[pre], k_row[pre] = int(Cmd.PRE), kr[starts]
+        # V: the same commands for every token of a row block but their column.
+        v_cmd, v_bank, v_row, v_wr, v_start, v_misses = _v_append(self, t // self.tokens_per_row)
+        v_col = np.where(v_wr, (t % self.tokens_per_row) // L, -1)
+        at = int(v_start[kch])
+        join = lambda v, k: np.concatenate([v[:at], k, v[at:]])  # noqa: E731
+        return LoweredOp(join(v_cmd, k_cmd), join(v_bank, np.full(nk, kch * B + kbk, np.int64)), join(v_row, k_row),
+                         join(v_col, k_col), macs=0, bank_accesses=len(kr) + v_misses,
+                         row_misses=len(starts) + v_misses)
 
     def append_bytes(self) -> int:
         """Useful bytes of one token's k and v (the bus carries whole bursts: see the op's bytes_in)."""
@@ -261,6 +236,32 @@ def _append_rel(kv: KvLayout, token: int) -> LoweredOp:
 # does, so a few entries give every hit; 4,096 kept one placement per context length (1.4 MB each
 # at a 2,048-token GPT-3 context) and pushed a full-context run's RSS past 2.5 GB.
 _ATTENTION_PLACEMENTS_KEPT = 16
+
+
+@lru_cache(maxsize=4)
+def _v_append(kv: KvLayout, block: int) -> tuple:
+    """The V part of appending a token of row block `block` (token // tokens_per_row), channel by
+    channel: per dim group an ACT_AB, one masked write per bank holding a dim of it, a PREA.
+    Returns (cmd, bank, row, is_write, first index of each channel's commands, writes); a token's
+    columns are its slot in the row block (`_append_layer0`)."""
+    B = kv.banks
+    gid = np.arange(kv.n_dim_groups, dtype=np.int64)
+    vch, vslot = kv._v_group(gid)
+    vrow = kv.v_base(0) + vslot * kv.rows_per_dim + block
+    nb = np.minimum(B, kv.d_head - (gid % kv.groups_per_head) * B)   # banks holding a dim
+    per = nb + 2
+    first = np.concatenate([[0], np.cumsum(per)[:-1]])
+    tot = int(per.sum())
+    cmd = np.full(tot, int(Cmd.WR), np.int64)
+    cmd[first], cmd[first + per - 1] = int(Cmd.ACT_AB), int(Cmd.PREA)
+    bank = vch.repeat(per) * B + (np.arange(tot) - first.repeat(per) - 1)
+    bank[first] = bank[first + per - 1] = vch * B
+    row = vrow.repeat(per)
+    start = np.searchsorted(vch.repeat(per), np.arange(kv.channels + 1))   # groups are channel-major
+    got = (cmd, bank, row, cmd == int(Cmd.WR), start, int(nb.sum()))
+    for a in got[:4]:
+        a.flags.writeable = False
+    return got
 
 
 @lru_cache(maxsize=4)
