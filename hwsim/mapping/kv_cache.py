@@ -214,13 +214,14 @@ class KvLayout:
         k_cmd[act], k_row[act] = int(Cmd.ACT), kr[starts]
         k_cmd[pre], k_row[pre] = int(Cmd.PRE), kr[starts]
         # V: the same commands for every token of a row block but their column.
-        v_cmd, v_bank, v_row, v_wr, v_start, v_misses = _v_append(self, t // self.tokens_per_row)
+        v_cmd, v_bank, v_row, v_wr, v_start, v_writes = _v_append(self, t // self.tokens_per_row)
         v_col = np.where(v_wr, (t % self.tokens_per_row) // L, -1)
         at = int(v_start[kch])
         join = lambda v, k: np.concatenate([v[:at], k, v[at:]])  # noqa: E731
+        # Misses: one per K row, and each V write (its bank's one access to the row its ACT_AB opened).
         return LoweredOp(join(v_cmd, k_cmd), join(v_bank, np.full(nk, kch * B + kbk, np.int64)), join(v_row, k_row),
-                         join(v_col, k_col), macs=0, bank_accesses=len(kr) + v_misses,
-                         row_misses=len(starts) + v_misses)
+                         join(v_col, k_col), macs=0, bank_accesses=len(kr) + v_writes,
+                         row_misses=len(starts) + v_writes)
 
     def append_bytes(self) -> int:
         """Useful bytes of one token's k and v (the bus carries whole bursts: see the op's bytes_in)."""
@@ -242,7 +243,7 @@ _ATTENTION_PLACEMENTS_KEPT = 16
 def _v_append(kv: KvLayout, block: int) -> tuple:
     """The V part of appending a token of row block `block` (token // tokens_per_row), channel by
     channel: per dim group an ACT_AB, one masked write per bank holding a dim of it, a PREA.
-    Returns (cmd, bank, row, is_write, first index of each channel's commands, writes); a token's
+    Returns (cmd, bank, row, is_write, first index of each channel's commands, V writes); a token's
     columns are its slot in the row block (`_append_layer0`)."""
     B = kv.banks
     gid = np.arange(kv.n_dim_groups, dtype=np.int64)
