@@ -98,7 +98,12 @@ def _handle(signum, frame):
 
 def _handle_in_worker(signum, frame):
     # SystemExit unwinds the same clean-ups, and multiprocessing ends an idle worker with it quietly
-    # (a KeyboardInterrupt in an idle pool worker prints a traceback).
+    # (a KeyboardInterrupt in an idle pool worker prints a traceback). A worker is told to stop more
+    # than once (the sweep terminates it, and so does the pool once a sibling has exited), and a
+    # second WorkerStop raised inside the first one's clean-up would leave its temporaries behind,
+    # so the first signal is the only one a worker acts on.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _deliver(frame, lambda: WorkerStop(128 + signum))
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+from contextlib import contextmanager
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +35,32 @@ def dumps_yaml(obj: Any) -> str:
     return yaml.safe_dump(obj, sort_keys=False, default_flow_style=None)
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write a file through a temporary sibling and a rename."""
+def _sibling_name(p: Path) -> Path:
+    """A hidden `.NAME.<pid>.<random>.tmp` sibling of `p` (the shape `remove_stale_temporaries` clears)."""
+    return p.with_name(f".{p.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+@contextmanager
+def atomic_file(path: str | Path, mode: str = "w"):
+    """Yield a file handle whose contents replace `path` in one rename when the block ends, or
+    vanish if it raises. The temporary is created inside the clean-up's reach, so a signal raised
+    at any bytecode (even right after the file is made) leaves nothing behind."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    tmp = _sibling_name(p)
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with open(tmp, mode.replace("w", "x")) as fh:
+            yield fh
         os.replace(tmp, p)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write a text file through a temporary sibling and a rename."""
+    with atomic_file(path) as fh:
+        fh.write(text)
 
 
 def check_out_dir(out_dir: str | Path, overwrite: bool) -> Path:
@@ -60,8 +75,9 @@ def write_run_folder(out_dir: str | Path, files: dict[str, str], overwrite: bool
     """Write `files` (name -> text) into a fresh folder, swapped into place in one rename."""
     out = check_out_dir(out_dir, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    tmp = _sibling_name(out)
     try:
+        tmp.mkdir()  # inside the try: a signal right after it still removes the folder
         for name, text in files.items():
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_text(text)

@@ -20,8 +20,6 @@ Hugging Face checkpoint.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -136,14 +134,7 @@ def random_gpt2_weights(model: ModelSpec, seed: int = 0, *, gain: float = 0.8, w
 
 def save_npz(weights: dict[str, np.ndarray], path: str | Path) -> Path:
     """Write `weights` as an uncompressed `.npz` through a temporary sibling and a rename."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **weights)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    from hwsim.outputs import atomic_file
+    with atomic_file(path, "wb") as fh:
+        np.savez(fh, **weights)
+    return Path(path)

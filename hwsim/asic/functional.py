@@ -24,8 +24,6 @@ matrix prepared once, multiplied many times), `check_coverage`, `AsicNumerics`/`
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -804,16 +802,9 @@ def parse_prompt_ids(value: Any, vocab: int) -> list[int]:
 
 
 def _write_npy_atomic(path: str | Path, arr: np.ndarray) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, arr)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from hwsim.outputs import atomic_file
+    with atomic_file(path, "wb") as fh:
+        np.save(fh, arr)
 
 
 def _workload_parts(wl):
