@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from contextlib import contextmanager
-import secrets
 from pathlib import Path
 from typing import Any
 

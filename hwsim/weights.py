@@ -27,6 +27,7 @@ import numpy as np
 
 from hwsim.errors import InputError
 from hwsim.models import ModelSpec
+from hwsim.outputs import atomic_file
 
 _ALIASES = {"wte.weight": "wte", "wpe.weight": "wpe"}
 
@@ -134,7 +135,6 @@ def random_gpt2_weights(model: ModelSpec, seed: int = 0, *, gain: float = 0.8, w
 
 def save_npz(weights: dict[str, np.ndarray], path: str | Path) -> Path:
     """Write `weights` as an uncompressed `.npz` through a temporary sibling and a rename."""
-    from hwsim.outputs import atomic_file
     with atomic_file(path, "wb") as fh:
         np.savez(fh, **weights)
     return Path(path)

@@ -34,6 +34,7 @@ import numpy as np
 
 from hwsim.errors import InputError
 from hwsim.models import ModelSpec
+from hwsim.outputs import atomic_file
 
 LANES = 16  # BF16 elements per 32 B column = multipliers per bank MAC unit
 LN_EPS = 1e-5
@@ -802,7 +803,6 @@ def parse_prompt_ids(value: Any, vocab: int) -> list[int]:
 
 
 def _write_npy_atomic(path: str | Path, arr: np.ndarray) -> None:
-    from hwsim.outputs import atomic_file
     with atomic_file(path, "wb") as fh:
         np.save(fh, arr)
 
