@@ -148,6 +148,7 @@ def _interrupt_at_line(k: int, action) -> bool:
     return False
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # zipfile's __del__ after an interrupt
 @pytest.mark.parametrize("kind", ["folder", "file", "npz"])
 def test_an_interrupt_at_any_line_of_an_atomic_write_leaves_all_or_nothing(tmp_path, kind):
     """A signal's exception can come at any line, including the one right after the temporary is
