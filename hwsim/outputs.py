@@ -42,8 +42,8 @@ def _sibling_name(p: Path) -> Path:
 
 @contextmanager
 def atomic_file(path: str | Path, mode: str = "w"):
-    """Yield a file handle whose contents replace `path` in one rename when the block ends, or
-    vanish if it raises. The temporary is created inside the clean-up's reach, so a signal raised
+    """Yield a file handle (`mode` "w" text or "wb" binary) whose contents replace `path` in one
+    rename when the block ends, or vanish if it raises. The temporary is created inside the clean-up's reach, so a signal raised
     at any bytecode (even right after the file is made) leaves nothing behind."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -802,11 +802,6 @@ def parse_prompt_ids(value: Any, vocab: int) -> list[int]:
     return ids
 
 
-def _write_npy_atomic(path: str | Path, arr: np.ndarray) -> None:
-    with atomic_file(path, "wb") as fh:
-        np.save(fh, arr)
-
-
 def _workload_parts(wl):
     """(ModelSpec, PIM spec or None, ASIC spec or None) of a loaded `pim_gpt` workload: its
     `model`, `hardware.pim` and `hardware.asic` (presets or mappings, loaded here)."""
@@ -852,7 +847,8 @@ def run_functional(wl, weights_path: str | Path, prompt_ids: Any, generate: Any,
     gen, logits = net.generate(ids, generate)
     t2 = time.perf_counter()
     if dump_logits is not None:
-        _write_npy_atomic(dump_logits, logits.astype(np.float32))
+        with atomic_file(dump_logits, "wb") as fh:
+            np.save(fh, logits.astype(np.float32))
     summary: dict[str, Any] = {
         "model": model.name, "numerics": "exact" if num.mode == "exact" else
         f"asic (exp degree {num.exp_degree}, recip {num.recip_iters} NR, rsqrt {num.rsqrt_iters} NR, "
