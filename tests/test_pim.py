@@ -240,6 +240,30 @@ def test_memo_on_off_identical():
     assert any(r is not None and r.memo_hit and "kv_write" in r.name for r in ra)   # appends replay too
 
 
+def test_a_stored_run_stays_valid_until_its_last_refresh_decision_would_owe_a_refab():
+    """`_issue_pim` forces REFab only before an ACT/ACT_AB, so `memo_valid` bounds a replay by each
+    channel's last such decision, not by its last command: from every start it accepts, the run
+    forces no refresh (compared with timing it there), and it accepts starts from which the run's
+    later commands cross a tREFI boundary with a REFab owed."""
+    from hwsim.dram_pim.pim import memo_valid
+
+    ps = pim(channels=1, max_postponed_refreshes=1)
+    low = PimSystem(ps).lower(place_matrix("w", 2048, 16, ps))   # two row groups: two ACT_AB
+    nrefi = ps.dram_spec.timing.nREFI
+    _, entry = PimSystem(ps)._run(low, "w", 0, want_memo=True, base=0)
+    row, last_command = entry[0], int(entry[1][0].end_tick)
+    accepted_across = 0
+    for start in range(5 * nrefi - 900, 5 * nrefi + 10, 7):
+        s = PimSystem(ps)
+        s.ref_issued[:] = start // nrefi   # none owed at the start, one from the next boundary on
+        s._note_refreshes()
+        ok = memo_valid(row, s.memo.offsets, start, True, nrefi, 1, s.ref_issued, s._refresh_from)
+        forced = s._run(low, "w", start, want_memo=False)[0].refreshes > 0
+        assert not (ok and forced), start
+        accepted_across += ok and (start + last_command) // nrefi > start // nrefi
+    assert accepted_across > 10
+
+
 def test_a_row_left_open_below_an_instructions_first_row_survives_a_replay():
     """Memo rows hold open rows relative to the instruction's first row; one below it is negative
     (-1 among them), so a replay must not read it as a closed bank."""

@@ -22,8 +22,9 @@ from hwsim.dram_pim.commands import N_CMDS
 
 N_PHASES = 7
 # Scalars of an entry's result (after the arrays in a `data` row).
+# S_LAST_DECISION: the latest refresh decision of any channel (`PimSystem._last_decisions`).
 (S_END, S_ROW_HITS, S_ROW_MISSES, S_BYTES_IN, S_BYTES_OUT, S_MACS, S_ACTIVE, S_MODE_SWITCHES,
- S_LAST_MAX) = range(9)
+ S_LAST_DECISION) = range(9)
 N_SCALARS = 9
 # A boundary entry (hwsim.dram_pim.serial) also holds the REFab flush at the instruction's boundary
 # before it: its commands per Cmd, then its end (relative to its start), row-open cycles and mode
@@ -31,8 +32,8 @@ N_SCALARS = 9
 B_END, B_ACTIVE, B_SWITCHES = N_CMDS, N_CMDS + 1, N_CMDS + 2
 N_BOUNDARY = N_CMDS + 3
 # Positions of the sections in `Layout.offsets()` (what compiled code gets).
-(L_READY, L_OPEN, L_HIST, L_CHANNEL_TICK, L_MODE, L_LAST_ISSUE, L_CHANNEL_END, L_COUNTS, L_CYCLES, L_SCALARS,
- L_BOUNDARY, L_WIDTH) = range(12)
+(L_READY, L_OPEN, L_HIST, L_CHANNEL_TICK, L_MODE, L_LAST_DECISION, L_CHANNEL_END, L_COUNTS, L_CYCLES,
+ L_SCALARS, L_BOUNDARY, L_WIDTH) = range(12)
 M_SIG, M_HASH, M_LEN, M_STAMP = range(4)
 _HASH_MASK = (1 << 43) - 1
 _HASH_MUL = 1000003
@@ -41,7 +42,7 @@ _HASH_MUL = 1000003
 @dataclass(frozen=True)
 class Layout:
     """Offsets of the sections of a `data` row (ready, open rows, window histories, channel
-    command slots, modes, last issue ticks, channel end ticks, command counts, phase cycles,
+    command slots, modes, last refresh decisions, channel end ticks, command counts, phase cycles,
     scalars, boundary flush) and its width."""
 
     ready: int
@@ -49,7 +50,7 @@ class Layout:
     hist: int
     channel_tick: int
     mode: int
-    last_issue: int
+    last_decision: int
     channel_end: int
     counts: int
     cycles: int

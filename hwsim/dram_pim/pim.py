@@ -40,7 +40,8 @@ from hwsim.dram_pim.controller import CommandLog, command_csv, trace_rows
 from hwsim.dram_pim.constraints import compile_timing
 from hwsim.dram_pim.device import (H_BANKS_PER_CHANNEL, H_BANKS_PER_RANK, H_OPEN, Device, bank_state_ok, earliest,
                                    issue)
-from hwsim.dram_pim.memo import L_LAST_ISSUE, L_SCALARS, N_PHASES, S_LAST_MAX, Layout, MemoTable, key_hash
+from hwsim.dram_pim.memo import (L_LAST_DECISION, L_SCALARS, N_PHASES, S_LAST_DECISION, Layout, MemoTable,
+                                 key_hash)
 from hwsim.dram_pim.spec import DramSpec, load_dram_spec, with_channels
 from hwsim.dram_pim.stream import StreamIssuer
 from hwsim.errors import InputError
@@ -253,6 +254,7 @@ LOWERINGS_KEPT = 8
 # Runs with a forced refresh kept, each valid over the start phases (mod tREFI) that make the same
 # refresh decisions (about one ACT spacing wide, so a long instruction needs many to be covered).
 PHASED_KEPT = 512
+NO_DECISION = -(1 << 40)   # a channel without refresh decisions (no ACT) in a memo row
 REGISTER_MODE = np.zeros(N_CMDS, dtype=np.int64)
 REGISTER_MODE[[Cmd.WR_GB, Cmd.WR_BIAS, Cmd.RD_MAC]] = 1
 
@@ -533,15 +535,16 @@ def _memo_key(ready, open_row, hist, channel_tick, mode, start, base, win_count,
 def memo_valid(row, lay, start, ref_on, nrefi, max_post, ref_issued, refresh_from):
     """A stored run (memo `data` row; `lay`: `Layout.offsets()`) had no refresh forced into it; it
     stays exact from `start` iff none would be forced now either: no channel would owe
-    `max_post` REFab at its last issue. The latest last issue against the channel that has issued
-    the fewest REFab (`refresh_from`: the first tick at which one owes) bounds them all."""
+    `max_post` REFab at its last refresh decision (`PimSystem._decisions`: an ACT/ACT_AB's slot).
+    The latest decision against the channel that has issued the fewest REFab (`refresh_from`: the
+    first tick at which one owes) bounds them all."""
     if not ref_on:
         return True
     fewest_issued = refresh_from // nrefi - 1
-    if (start + row[lay[L_SCALARS] + S_LAST_MAX]) // nrefi - fewest_issued < max_post:
+    if (start + row[lay[L_SCALARS] + S_LAST_DECISION]) // nrefi - fewest_issued < max_post:
         return True
     for c in range(ref_issued.shape[0]):
-        if (start + row[lay[L_LAST_ISSUE] + c]) // nrefi - ref_issued[c] >= max_post:
+        if (start + row[lay[L_LAST_DECISION] + c]) // nrefi - ref_issued[c] >= max_post:
             return False
     return True
 
@@ -990,7 +993,7 @@ class PimSystem:
         lay = self.memo.layout
         _restore(d.ready.reshape(-1), row[lay.ready:lay.open], d.open_row, row[lay.open:lay.hist], d.win_hist,
                  row[lay.hist:lay.channel_tick].reshape(d.win_hist.shape), self.issuer.channel_tick,
-                 row[lay.channel_tick:lay.mode], self.mode, row[lay.mode:lay.last_issue], int(start), int(base))
+                 row[lay.channel_tick:lay.mode], self.mode, row[lay.mode:lay.last_decision], int(start), int(base))
         r, rel_trace = obj
         trace = None
         if rel_trace is not None:
@@ -1062,45 +1065,62 @@ class PimSystem:
             if n_ref:
                 phased = (self._refresh_phases(low, out, start, ct0), tuple((start // t.nREFI - ri0).tolist()),
                           self.ref_issued - ri0)
-            entry = (self._memo_row(rel, counts, start, base, last_c), (rel, rel_trace), n_ref == 0, phased)
+            entry = (self._memo_row(rel, counts, start, base, self._last_decisions(low, out, start, ct0)),
+                     (rel, rel_trace), n_ref == 0, phased)
         self._account(res, trace, counts)
         return res, entry
 
-    def _refresh_phases(self, low: LoweredOp, out: np.ndarray, start: int, ct0: np.ndarray) -> tuple[int, int]:
-        """[lo, hi): the start phases (start mod tREFI) from which a run that just had refreshes
-        forced into it makes exactly the same refresh decisions. `_issue_pim` decides at every
-        ACT/ACT_AB from floor(t0 / tREFI), t0 the channel's next free slot; with the state and
-        the REFab owed at the start equal, the same floors give the same run shifted in time."""
-        nrefi = self.dram.timing.nREFI
+    def _decisions(self, low: LoweredOp, out: np.ndarray, start: int, ct0: np.ndarray) -> tuple:
+        """(channel, t0 - start) of every refresh decision of a run just made: `_issue_pim` decides
+        at every ACT/ACT_AB from floor(t0 / tREFI), t0 the channel's next free slot (the command
+        slot at the start, `ct0`, or one after the channel's previous command), at least `start`.
+        Streams are channel-major (as `_summarise` needs), so that command is the one before."""
         c = low.bank // self.spec.banks_per_channel
         prev = ct0[c]   # (a fancy-indexed copy)
         same = np.flatnonzero(c[1:] == c[:-1]) + 1
         prev[same] = out[same - 1] + 1
         act = _OPENS[low.cmd]
-        delta = np.maximum(prev[act], start) - start
+        return c[act], np.maximum(prev[act], start) - start
+
+    def _last_decisions(self, low: LoweredOp, out: np.ndarray, start: int, ct0: np.ndarray) -> np.ndarray:
+        """Per channel, its last refresh decision tick relative to `start` (`_decisions`), or
+        NO_DECISION: a replay from another start forces no refresh iff no channel owes
+        max_postponed_refreshes REFab there (`memo_valid`)."""
+        c, delta = self._decisions(low, out, start, ct0)
+        last = np.full(self.spec.channels, NO_DECISION, np.int64)
+        np.maximum.at(last, c, delta)
+        return last
+
+    def _refresh_phases(self, low: LoweredOp, out: np.ndarray, start: int, ct0: np.ndarray) -> tuple[int, int]:
+        """[lo, hi): the start phases (start mod tREFI) from which a run that just had refreshes
+        forced into it makes exactly the same refresh decisions (`_decisions`): with the state and
+        the REFab owed at the start equal, the same floors give the same run shifted in time."""
+        nrefi = self.dram.timing.nREFI
+        _, delta = self._decisions(low, out, start, ct0)
         phase = start % nrefi
         m = (phase + delta) // nrefi
         lo = max(0, int((nrefi * m - delta).max(initial=0)))
         hi = min(nrefi, int((nrefi * (m + 1) - delta).min(initial=nrefi)))
         return lo, hi
 
-    def _memo_row(self, rel: VmmResult, counts: np.ndarray, start: int, base: int, last_c: np.ndarray) -> np.ndarray:
+    def _memo_row(self, rel: VmmResult, counts: np.ndarray, start: int, base: int, decided: np.ndarray) -> np.ndarray:
         """The memo `data` row of an instruction that started at `start` and has just run: the
-        device's end state and the result `rel` (already relative), per `MemoTable.layout`."""
+        device's end state, the result `rel` (already relative) and the channels' last refresh
+        decisions `decided` (`_last_decisions`), per `MemoTable.layout`."""
         d, lay = self.device, self.memo.layout
         out = np.empty(lay.width, np.int64)
         out[lay.ready:lay.open] = np.maximum(d.ready.reshape(-1) - start, 0)
         out[lay.open:lay.hist] = np.where(d.open_row >= 0, d.open_row - base, CLOSED_REL)
         out[lay.hist:lay.channel_tick] = self._rel_hist(start).reshape(-1)
         out[lay.channel_tick:lay.mode] = np.maximum(self.issuer.channel_tick - start, 0)
-        out[lay.mode:lay.last_issue] = self.mode
-        out[lay.last_issue:lay.channel_end] = last_c - start
+        out[lay.mode:lay.last_decision] = self.mode
+        out[lay.last_decision:lay.channel_end] = decided
         out[lay.channel_end:lay.counts] = rel.channel_end_tick
         out[lay.counts:lay.cycles] = counts
         out[lay.cycles:lay.scalars] = [rel.cycles[p] for p in PHASES]
         out[lay.scalars:lay.boundary] = (rel.end_tick, rel.row_hits, rel.row_misses, rel.bytes_in, rel.bytes_out,
                                          rel.macs, rel.active_channel_cycles, rel.mode_switches,
-                                         int(last_c.max()) - start)
+                                         int(decided.max()))
         out[lay.boundary:] = 0
         return out
 

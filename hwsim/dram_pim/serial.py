@@ -27,9 +27,9 @@ from numba import njit
 from hwsim.asic.controller import CATEGORIES
 from hwsim.dram_pim.commands import N_CMDS, Cmd
 from hwsim.dram_pim.memo import (B_ACTIVE, B_END, B_SWITCHES, L_BOUNDARY, L_CHANNEL_TICK, L_COUNTS, L_CYCLES,
-                                 L_HIST, L_LAST_ISSUE, L_MODE, L_OPEN, L_READY, L_SCALARS, M_STAMP, N_PHASES, S_ACTIVE,
-                                 S_BYTES_IN, S_BYTES_OUT, S_END, S_LAST_MAX, S_MACS, S_MODE_SWITCHES, S_ROW_HITS,
-                                 S_ROW_MISSES, find, key_hash)
+                                 L_HIST, L_LAST_DECISION, L_MODE, L_OPEN, L_READY, L_SCALARS, M_STAMP, N_PHASES,
+                                 S_ACTIVE, S_BYTES_IN, S_BYTES_OUT, S_END, S_LAST_DECISION, S_MACS, S_MODE_SWITCHES,
+                                 S_ROW_HITS, S_ROW_MISSES, find, key_hash)
 from hwsim.dram_pim.pim import PHASES, _flush_refresh, _memo_key, _restore, memo_valid
 
 FIXED, VMM, KV_APPEND = 0, 1, 2
@@ -121,7 +121,7 @@ def _boundary_valid(row, lay, s1, prm):
     start = s1 + row[lay[L_BOUNDARY] + B_END]
     if start >= (s1 // nrefi + 1) * nrefi:
         return False
-    return (start + row[lay[L_SCALARS] + S_LAST_MAX]) // nrefi - s1 // nrefi < prm[PR_MAX_POST]
+    return (start + row[lay[L_SCALARS] + S_LAST_DECISION]) // nrefi - s1 // nrefi < prm[PR_MAX_POST]
 
 
 @njit(cache=True, inline="always")
@@ -130,7 +130,7 @@ def _replay(row, lay, start, base, macs, ready, open_row, win_hist, channel_tick
     to the system counters (`PimSystem._replay`, `_account`; useful MACs `macs` if >= 0)."""
     _restore(ready, row[lay[L_READY]:lay[L_OPEN]], open_row, row[lay[L_OPEN]:lay[L_HIST]], win_hist,
              row[lay[L_HIST]:lay[L_HIST] + win_hist.size].reshape(win_hist.shape), channel_tick,
-             row[lay[L_CHANNEL_TICK]:lay[L_MODE]], mode, row[lay[L_MODE]:lay[L_LAST_ISSUE]], start, base)
+             row[lay[L_CHANNEL_TICK]:lay[L_MODE]], mode, row[lay[L_MODE]:lay[L_LAST_DECISION]], start, base)
     s = lay[L_SCALARS]
     for c in range(N_CMDS):
         sys_counts[c] += row[lay[L_COUNTS] + c]
