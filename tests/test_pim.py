@@ -527,3 +527,47 @@ def test_energy_counts_cover_the_table():
     assert tot["pim_standby_precharged"] == pytest.approx(2 * 1e6 - tot["pim_standby_active"])
     for entry in table.entries.values():
         assert entry.source
+
+
+def test_a_key_taken_from_an_unrestored_replay_equals_the_key_of_the_restored_state():
+    """The compiled loop restores a replay's end state only when it needs the device, and keys the
+    next instruction from the memo row (`serial._key`, the row's hot ready ticks): that key equals
+    `_memo_key` of the restored state, at every start from the replay's start on, for rows whose
+    hot list fits and for rows too long for it, before their end and after, open rows included."""
+    from hwsim.dram_pim.memo import S_END
+    from hwsim.dram_pim.pim import _restore
+    from hwsim.dram_pim.serial import _key
+
+    ps = pim(channels=2)
+    model = load_model({"preset": "gpt2-small", "n_layers": 1})
+    mp = place_model(model, ps, 64)
+    s = PimSystem(ps, mp)
+    for tok in range(3):
+        s.vmm(mp["L0.attn.qkv"])
+        s.kv_append(0, tok)
+        s.vmm(s.kv_score_placement(0, tok + 1))
+        s.vmm(mp["L0.mlp.fc1"])
+    memo, d, lay = s.memo, s.device, s.memo.layout
+    assert memo.n >= 6 and (memo.hot[:memo.n, 0] > 0).all()
+    memo.hot[1, 0] = -1                                   # as if its hot list had overflowed
+    memo.data[2, lay.open + 3] = 5                        # and as if a row were left open, 5 above the base
+    memo.data[3, lay.open + 1] = -2                       # and one 2 below it
+    rng = np.random.default_rng(0)
+    ready = d.ready.reshape(-1)
+    live, from_row = np.zeros_like(s._key_buf), np.zeros_like(s._key_buf)
+    checked = 0
+    for e in range(memo.n):
+        row = memo.data[e]
+        end = int(row[lay.scalars + S_END])
+        for delta in sorted({0, end // 2, end, end + 1, end + 17, end + int(rng.integers(0, 500))}):
+            v_start, v_base, base = int(rng.integers(10_000, 20_000)), int(rng.integers(0, 50)), int(rng.integers(0, 50))
+            _restore(ready, row[lay.ready:lay.open], d.open_row, row[lay.open:lay.hist], d.win_hist,
+                     row[lay.hist:lay.channel_tick].reshape(d.win_hist.shape), s.issuer.channel_tick,
+                     row[lay.channel_tick:lay.mode], s.mode, row[lay.mode:lay.last_decision], v_start, v_base)
+            n = s._rel_state(v_start + delta, base)
+            live[:n] = s._key_buf[:n]
+            m = _key(e, v_start, v_base, memo.data, memo.hot, memo.offsets, ready, d.open_row, d.win_hist,
+                     s.issuer.channel_tick, s.mode, v_start + delta, base, s._win_count, s._hist_floor, from_row)
+            assert m == n and np.array_equal(from_row[:m], live[:n]), (e, delta)
+            checked += 1
+    assert checked > 30

@@ -7,7 +7,8 @@ length, last use)]; `slots`, an open-addressing hash table (a power of two, at l
 capacity; -1 empty), maps a hash to the entry index. An entry's payload (the end state and the
 result, both relative to the start, rows to the placement's first row) is a row of `data` at the
 offsets of `Layout`. A full memo keeps its most recently used half: eviction only costs a
-re-simulation.
+re-simulation. `hot` lists, per entry, the ready ticks of its end state after its end (the only
+ones a later instruction's key can hold while that state is not restored; `hwsim.dram_pim.serial`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from numba import njit
 from hwsim.dram_pim.commands import N_CMDS
 
 N_PHASES = 7
+HOT_WIDTH = 1024   # most ready ticks listed per entry as after its end (`MemoTable.hot`)
 # Scalars of an entry's result (after the arrays in a `data` row).
 # S_LAST_DECISION: the latest refresh decision of any channel (`PimSystem._last_decisions`).
 (S_END, S_ROW_HITS, S_ROW_MISSES, S_BYTES_IN, S_BYTES_OUT, S_MACS, S_ACTIVE, S_MODE_SWITCHES,
@@ -138,7 +140,7 @@ def rehash(slots, meta, n):
 
 
 @njit(cache=True)
-def compact(data, keys, meta, keep):
+def compact(data, keys, meta, hot, keep):
     """Move entries keep[0] < keep[1] < ... to 0, 1, ... (keys only up to their lengths)."""
     for j in range(keep.shape[0]):
         i = keep[j]
@@ -146,6 +148,7 @@ def compact(data, keys, meta, keep):
             data[j] = data[i]
             keys[j, :meta[i, M_LEN]] = keys[i, :meta[i, M_LEN]]
             meta[j] = meta[i]
+            hot[j, :max(hot[i, 0], 0) + 1] = hot[i, :max(hot[i, 0], 0) + 1]
 
 
 class MemoTable:
@@ -158,6 +161,9 @@ class MemoTable:
         self.data = np.zeros((self.capacity, layout.width), np.int64)   # untouched pages cost no memory
         self.keys = np.zeros((self.capacity, key_width), np.int64)
         self.meta = np.zeros((self.capacity, 4), np.int64)
+        # per entry: [n, positions...] of the end state's ready ticks after its end (n = -1: too many)
+        n_ready = layout.open - layout.ready
+        self.hot = np.zeros((self.capacity, 1 + min(n_ready, HOT_WIDTH)), np.int64)
         n_slots = 1 << max(2 * self.capacity - 1, 1).bit_length()
         self.slots = np.full(n_slots, -1, np.int64)
         # [entries, use clock]; the clock stamps meta[:, M_STAMP] at every lookup that finds an entry
@@ -191,6 +197,13 @@ class MemoTable:
         self.counter[1] += 1
         self.meta[e, M_STAMP] = self.counter[1]
         self.data[e] = row
+        lay = self.layout
+        hot = np.flatnonzero(row[lay.ready:lay.open] > row[lay.scalars + S_END])
+        if len(hot) < self.hot.shape[1]:
+            self.hot[e, 0] = len(hot)
+            self.hot[e, 1:1 + len(hot)] = hot
+        else:
+            self.hot[e, 0] = -1
         self.objects[e] = obj
         return e
 
@@ -199,7 +212,7 @@ class MemoTable:
         n = self.n
         keep = np.sort(np.argsort(self.meta[:n, M_STAMP], kind="stable")[n - self.capacity // 2:])
         k = len(keep)
-        compact(self.data, self.keys, self.meta, keep)
+        compact(self.data, self.keys, self.meta, self.hot, keep)
         self.objects = [self.objects[i] for i in keep.tolist()]
         self.counter[0] = k
         rehash(self.slots, self.meta, k)

@@ -255,6 +255,7 @@ LOWERINGS_KEPT = 8
 # refresh decisions (about one ACT spacing wide, so a long instruction needs many to be covered).
 PHASED_KEPT = 512
 NO_DECISION = -(1 << 40)   # a channel without refresh decisions (no ACT) in a memo row
+NO_HOT = np.zeros(0, np.int64)   # `_memo_key` of the device: every ready tick may be after the start
 REGISTER_MODE = np.zeros(N_CMDS, dtype=np.int64)
 REGISTER_MODE[[Cmd.WR_GB, Cmd.WR_BIAS, Cmd.RD_MAC]] = 1
 
@@ -496,16 +497,27 @@ def _pairs_after(vals, start, out, k, pos):
 
 
 @njit(cache=True)
-def _memo_key(ready, open_row, hist, channel_tick, mode, start, base, win_count, floor, out):
+def _memo_key(ready, hot, n_hot, open_row, closed, hist, channel_tick, mode, start, base, win_count, floor, out):
     """The device state relative to `start` (and open rows to row `base`) as (position, value)
     pairs written to `out`; returns how many values were written. Positions number the entries of
     a fixed layout (ready ticks, open rows, window histories, channel command slots, channel modes)
     and a pair is written only where the entry differs from its idle value (a ready tick not after
-    `start`, a closed bank, a history entry at `floor`, mode 0), so equal outputs <-> equal states,
-    in far fewer bytes than the dense state (the memo key is hashed at every lookup)."""
-    k, pos = _pairs_after(ready, start, out, 0, 0)
+    `start`, a closed bank (`closed`), a history entry at `floor`, mode 0), so equal outputs <->
+    equal states, in far fewer bytes than the dense state (the memo key is hashed at every lookup).
+    With n_hot >= 0 only the ready ticks hot[:n_hot] (ascending) can be after `start`. The state is
+    the device's (closed -1), or a memo row's end state (closed CLOSED_REL) with `start` and `base`
+    relative to the replay that left it (`hwsim.dram_pim.serial`)."""
+    k, pos = 0, ready.shape[0]
+    if n_hot < 0:
+        k, pos = _pairs_after(ready, start, out, 0, 0)
+    for j in range(max(n_hot, 0)):
+        i = hot[j]
+        if ready[i] > start:
+            out[k] = i
+            out[k + 1] = ready[i] - start
+            k += 2
     for b in range(open_row.shape[0]):
-        if open_row[b] >= 0:
+        if open_row[b] != closed:
             out[k] = pos + b
             out[k + 1] = open_row[b] - base
             k += 2
@@ -977,8 +989,8 @@ class PimSystem:
         channels' command slots, as `_memo_key` pairs in `_key_buf` (returns their count): equal
         pairs -> identical behaviour from `start` on, up to a row offset."""
         d = self.device
-        return _memo_key(d.ready.reshape(-1), d.open_row, d.win_hist, self.issuer.channel_tick, self.mode, int(start),
-                         int(base), self._win_count, self._hist_floor, self._key_buf)
+        return _memo_key(d.ready.reshape(-1), NO_HOT, -1, d.open_row, -1, d.win_hist, self.issuer.channel_tick,
+                         self.mode, int(start), int(base), self._win_count, self._hist_floor, self._key_buf)
 
     def _memo_valid(self, e: int, start: int) -> bool:
         """`memo_valid` of memo entry e."""

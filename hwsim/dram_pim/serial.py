@@ -30,7 +30,7 @@ from hwsim.dram_pim.memo import (B_ACTIVE, B_END, B_SWITCHES, L_BOUNDARY, L_CHAN
                                  L_HIST, L_LAST_DECISION, L_MODE, L_OPEN, L_READY, L_SCALARS, M_STAMP, N_PHASES,
                                  S_ACTIVE, S_BYTES_IN, S_BYTES_OUT, S_END, S_LAST_DECISION, S_MACS, S_MODE_SWITCHES,
                                  S_ROW_HITS, S_ROW_MISSES, find, key_hash)
-from hwsim.dram_pim.pim import PHASES, _flush_refresh, _memo_key, _restore, memo_valid
+from hwsim.dram_pim.pim import CLOSED_REL, PHASES, _flush_refresh, _memo_key, _restore, memo_valid
 
 FIXED, VMM, KV_APPEND = 0, 1, 2
 # loop state
@@ -125,12 +125,40 @@ def _boundary_valid(row, lay, s1, prm):
 
 
 @njit(cache=True, inline="always")
-def _replay(row, lay, start, base, macs, ready, open_row, win_hist, channel_tick, mode, sys_counts, tot):
-    """Restore the end state of the entry in `row` at `start` (rows at `base`) and add its result
-    to the system counters (`PimSystem._replay`, `_account`; useful MACs `macs` if >= 0)."""
-    _restore(ready, row[lay[L_READY]:lay[L_OPEN]], open_row, row[lay[L_OPEN]:lay[L_HIST]], win_hist,
-             row[lay[L_HIST]:lay[L_HIST] + win_hist.size].reshape(win_hist.shape), channel_tick,
-             row[lay[L_CHANNEL_TICK]:lay[L_MODE]], mode, row[lay[L_MODE]:lay[L_LAST_DECISION]], start, base)
+def _key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channel_tick, mode, start, base, win_count,
+         floor, out):
+    """`_memo_key` of the state at `start` (rows at `base`): the device's, or, while the replay of
+    entry v_e at v_start (rows at v_base) is not restored (v_e >= 0), that entry's end state, whose
+    ready ticks after `start` are among its hot ones (`MemoTable.hot`) when `start` is not before
+    its end."""
+    if v_e < 0:
+        return _memo_key(ready, hot[0, 1:], -1, open_row, -1, win_hist, channel_tick, mode, start, base, win_count,
+                         floor, out)
+    row = data[v_e]
+    delta = start - v_start
+    n_hot = hot[v_e, 0] if delta >= row[lay[L_SCALARS] + S_END] else -1
+    return _memo_key(row[lay[L_READY]:lay[L_OPEN]], hot[v_e, 1:], n_hot, row[lay[L_OPEN]:lay[L_HIST]], CLOSED_REL,
+                     row[lay[L_HIST]:lay[L_HIST] + win_hist.size].reshape(win_hist.shape),
+                     row[lay[L_CHANNEL_TICK]:lay[L_MODE]], row[lay[L_MODE]:lay[L_LAST_DECISION]], delta,
+                     base - v_base, win_count, floor, out)
+
+
+@njit(cache=True, inline="always")
+def _restore_entry(v_e, v_start, v_base, data, lay, ready, open_row, win_hist, channel_tick, mode):
+    """Restore the end state of entry v_e replayed at v_start (rows at v_base), if v_e >= 0; returns
+    -1 (no replay left unrestored)."""
+    if v_e >= 0:
+        row = data[v_e]
+        _restore(ready, row[lay[L_READY]:lay[L_OPEN]], open_row, row[lay[L_OPEN]:lay[L_HIST]], win_hist,
+                 row[lay[L_HIST]:lay[L_HIST] + win_hist.size].reshape(win_hist.shape), channel_tick,
+                 row[lay[L_CHANNEL_TICK]:lay[L_MODE]], mode, row[lay[L_MODE]:lay[L_LAST_DECISION]], v_start, v_base)
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _account_replay(row, lay, macs, sys_counts, tot):
+    """Add the result of the entry in `row` to the system counters (`PimSystem._replay`,
+    `_account`; useful MACs `macs` if >= 0)."""
     s = lay[L_SCALARS]
     for c in range(N_CMDS):
         sys_counts[c] += row[lay[L_COUNTS] + c]
@@ -145,7 +173,7 @@ def _replay(row, lay, start, base, macs, ready, open_row, win_hist, channel_tick
 
 @njit(cache=True)
 def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, ready, open_row, win_hist, channel_tick,
-              mode, ref_issued, sys_counts, slots, meta, keys, data, counter, key_buf, boundary_key, win_count,
+              mode, ref_issued, sys_counts, slots, meta, keys, data, hot, counter, key_buf, boundary_key, win_count,
               result_row, done_off, fbuf, switches, ref_scratch, scr, pend, cat, op_ps, phases, pim_counts, tot, seen,
               e_counts, e_active):
     """Run items ls[LS_ITEM]... (item ls[LS_ITEM] from phase ls[LS_PHASE]; PHASE_ACCOUNT takes its
@@ -157,7 +185,10 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
     Where REFab are owed at an item's boundary, a boundary entry (the flush and the instruction
     after it, keyed by the state and the owed counts before the flush, `boundary_key`) replays
     both in one step; without one, the flush is issued and the instruction looked up as usual,
-    and the pair is then stored as a boundary entry."""
+    and the pair is then stored as a boundary entry.
+
+    A replay's end state is restored only when something needs the device state (a flush, a
+    return to Python): until then the next key is taken from the entry's end state (`_key`)."""
     tck = prm[PR_TCK]
     nrefi = prm[PR_NREFI]
     ref_on = prm[PR_REF_ON] != 0
@@ -166,6 +197,7 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
     now = ls[LS_NOW]
     tick = ls[LS_TICK]
     refresh_from = ls[LS_REFRESH_FROM]
+    v_e, v_start, v_base = -1, 0, 0   # the replay not yet restored: entry, start, first row
     while i < kind.shape[0]:
         if kind[i] == FIXED:
             now += pre_ps[i]
@@ -184,8 +216,8 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
             s1 = max(tick, t)
             ls[LS_BOUNDARY_LEN] = 0
             if ref_on and s1 >= refresh_from:
-                nb = _memo_key(ready, open_row, win_hist, channel_tick, mode, s1, base[i], win_count, prm[PR_FLOOR],
-                               boundary_key)
+                nb = _key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channel_tick, mode, s1,
+                          base[i], win_count, prm[PR_FLOOR], boundary_key)
                 for c in range(n_ch):
                     boundary_key[nb + c] = s1 // nrefi - ref_issued[c]
                 nb += n_ch
@@ -213,12 +245,13 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
                     has_p, has_q = 1, 0
                     start = s1 + row[b + B_END]
                     ls[LS_HITS] += 1
-                    _replay(row, lay, start, base[i], macs[i], ready, open_row, win_hist, channel_tick, mode,
-                            sys_counts, tot)
+                    _account_replay(row, lay, macs[i], sys_counts, tot)
+                    v_e, v_start, v_base = eb, start, base[i]
                     tick = max(tick, start + row[lay[L_SCALARS] + S_END])
                     phase = PHASE_ACCOUNT   # accounted below, like a resumed item
                 else:
                     ls[LS_BOUNDARY_LEN], ls[LS_BOUNDARY_HASH], ls[LS_BOUNDARY_SIG] = nb, hb, sb
+                    v_e = _restore_entry(v_e, v_start, v_base, data, lay, ready, open_row, win_hist, channel_tick, mode)
                     status, n, t2 = _flush(st, s1, prm, ref_issued, channel_tick, mode, fbuf, switches, ref_scratch,
                                            done_off, scr, pend, 0, sys_counts, tot)
                     if status != DONE:
@@ -237,6 +270,7 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
             start = max(tick, t2)
             has_q = 0
             if ref_on and start >= refresh_from:
+                v_e = _restore_entry(v_e, v_start, v_base, data, lay, ready, open_row, win_hist, channel_tick, mode)
                 status, n, q_end = _flush(st, start, prm, ref_issued, channel_tick, mode, fbuf, switches,
                                           ref_scratch, done_off, scr, pend, 1, sys_counts, tot)
                 if status != DONE:
@@ -249,8 +283,8 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
                 tick = max(tick, q_end)
                 refresh_from = (ref_issued.min() + 1) * nrefi
                 start = q_end
-            n = _memo_key(ready, open_row, win_hist, channel_tick, mode, start, base[i], win_count, prm[PR_FLOOR],
-                          key_buf)
+            n = _key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channel_tick, mode, start,
+                     base[i], win_count, prm[PR_FLOOR], key_buf)
             h = key_hash(sig[i], key_buf, n)
             e = find(slots, meta, keys, sig[i], key_buf, n, h)
             ok = False
@@ -259,6 +293,7 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
                 meta[e, M_STAMP] = counter[1]
                 ok = memo_valid(data[e], lay, start, ref_on, nrefi, prm[PR_MAX_POST], ref_issued, refresh_from)
             if not ok:   # counted by Python (`PimSystem.time_missed`: a phase-interval replay is a hit)
+                v_e = _restore_entry(v_e, v_start, v_base, data, lay, ready, open_row, win_hist, channel_tick, mode)
                 ls[LS_ITEM], ls[LS_PHASE], ls[LS_NOW], ls[LS_TICK], ls[LS_REFRESH_FROM] = (i, PHASE_ACCOUNT, now, tick,
                                                                                          refresh_from)
                 ls[LS_T], ls[LS_T_PS], ls[LS_T2], ls[LS_START], ls[LS_HAS_P], ls[LS_HAS_Q] = (t, t_ps, t2, start,
@@ -268,7 +303,8 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
             ls[LS_HITS] += 1
             row = data[e]
             source = e
-            _replay(row, lay, start, base[i], macs[i], ready, open_row, win_hist, channel_tick, mode, sys_counts, tot)
+            _account_replay(row, lay, macs[i], sys_counts, tot)
+            v_e, v_start, v_base = e, start, base[i]
             tick = max(tick, start + row[lay[L_SCALARS] + S_END])
         # The controller's view (PimSystemPort._wrap, Executor._execute, _Accumulator.pim): the result
         # merged with the flush at its start (q), the boundary flush (p) before it as `other` time.
@@ -318,8 +354,10 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
         if source >= 0 and ls[LS_BOUNDARY_LEN] > 0:   # flush + replay without a boundary entry: store one
             ls[LS_SOURCE] = source
             ls[LS_ITEM], ls[LS_NOW], ls[LS_TICK], ls[LS_REFRESH_FROM] = i, now, tick, refresh_from
+            _restore_entry(v_e, v_start, v_base, data, lay, ready, open_row, win_hist, channel_tick, mode)
             return STORE
     ls[LS_ITEM], ls[LS_NOW], ls[LS_TICK], ls[LS_REFRESH_FROM] = i, now, tick, refresh_from
+    _restore_entry(v_e, v_start, v_base, data, lay, ready, open_row, win_hist, channel_tick, mode)
     return DONE
 
 
@@ -400,7 +438,8 @@ def run_serial(system, kind: np.ndarray, pre_ps: np.ndarray, back_ps: np.ndarray
         ls[LS_REFRESH_FROM] = system._refresh_from
         status = run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, d.state, d.ready.reshape(-1),
                            d.open_row, d.win_hist, system.issuer.channel_tick, system.mode, system.ref_issued,
-                           system.counts, memo.slots, memo.meta, memo.keys, memo.data, memo.counter, system._key_buf,
+                           system.counts, memo.slots, memo.meta, memo.keys, memo.data, memo.hot, memo.counter,
+                           system._key_buf,
                            boundary_key, system._win_count, result_row, system._done, fbuf, system._flush_switches,
                            system._flush_ref_scratch, system._scratch, pend, cat, op_ps, phases, pim_counts, tot, seen,
                            e_counts, e_active)
