@@ -177,6 +177,27 @@ def test_kv_placements(name, ctx):
         assert kv.v_base(layer) <= lo and hi <= kv.v_base(layer) + kv.v_rows
 
 
+@pytest.mark.parametrize("name,channels", [("gpt2-small", 8), ("gpt3-xl", 8), ("gpt2-medium", 2)])
+def test_score_placements_have_equal_slot_signatures_exactly_when_their_slot_tables_are_equal(name, channels):
+    """`PimSystem` looks a score placement's slot signature up instead of its slot table (the
+    prefix of the whole context's slots first seen before it): equal signatures <-> equal slot
+    tables (rows relative to the first), over every context of the first 700 and a few later."""
+    from hwsim.mapping.lowering import slot_table
+    from hwsim.mapping.partition import slot_signature, stream_origin
+
+    ps = load_pim({"preset": "pim_gpt", "channels": channels})
+    kv = place_model(load_model(name), ps).kv
+    seen = {}
+    for ctx in [*range(1, 701), kv.context - 1, kv.context]:
+        p = stream_origin(kv.score_placement(0, ctx))
+        t = slot_table(p, ps)
+        table = b"".join(a.tobytes() for a in (t[0], t[1] - p.row_range[0], *t[2:]))
+        seen.setdefault(slot_signature(p), set()).add(table)
+    assert all(len(tables) == 1 for tables in seen.values())                  # equal signature -> equal table
+    assert len({t for tables in seen.values() for t in tables}) == len(seen)  # different signature -> different
+    assert 10 < len(seen) < 702
+
+
 def test_kv_region_is_reserved_after_weights():
     model = load_model("gpt3-xl")
     mp = place_model(model, PS)

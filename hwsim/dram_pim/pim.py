@@ -45,8 +45,8 @@ from hwsim.dram_pim.memo import (L_LAST_DECISION, L_SCALARS, N_PHASES, S_LAST_DE
 from hwsim.dram_pim.spec import DramSpec, load_dram_spec, with_channels
 from hwsim.dram_pim.stream import StreamIssuer
 from hwsim.errors import InputError
-from hwsim.mapping.lowering import LoweredOp, lower_vmm, slot_table
-from hwsim.mapping.partition import Placement, placement_signature, stream_origin
+from hwsim.mapping.lowering import LoweredOp, lower_vmm
+from hwsim.mapping.partition import Placement, placement_signature, slot_signature, stream_origin
 from hwsim.presets import list_presets, preset_or_mapping
 
 
@@ -695,7 +695,8 @@ class PimSystem:
         self._signature_ids: dict = {}
         # origin placement (two per context length: score, context) -> (stream signature id, lowering or None)
         self._streams = _ByIdentity(16)
-        self._stream_table = _ArrayTable(2 * STREAMS_KEPT)   # slot tables and streams -> signature id
+        self._stream_table = _ArrayTable(STREAMS_KEPT)   # streams -> signature id
+        self._slot_streams: dict = {}   # slot signatures -> signature id, the last STREAMS_KEPT
         self._lowered = _ByIdentity(LOWERINGS_KEPT)   # placement -> lowering, of recent misses
         # runs with forced refreshes: (sig, key, REFab owed) -> [(phase lo, hi, REFab added, row, objects)]
         self._phased = _FifoLists(PHASED_KEPT)
@@ -750,17 +751,16 @@ class PimSystem:
         return self._stream(origin)[0], placement.row_range[0], placement.elements
 
     def _stream(self, origin: Placement) -> tuple:
-        """(stream signature id, lowering or None) of a placement signed by its stream. Its
-        slot table (`slot_table`: all that the lowering reads but the MAC count; rows relative)
-        is looked up first: an equal one has the same stream. Otherwise the placement is lowered
-        and its stream (commands, banks, rows relative to the first, columns, bank accesses and
-        row misses) looked up: the id of an equal one, else a new one. Both are compared in full,
-        found by a hash; the last STREAMS_KEPT of each are kept."""
+        """(stream signature id, lowering or None) of a placement signed by its stream. Its slot
+        signature (`slot_signature`: equal exactly when the slot tables, all that the lowering
+        reads but the MAC count, are) is looked up first, if it has one: an equal one has the same
+        stream. Otherwise the placement is lowered and its stream (commands, banks, rows relative
+        to the first, columns, bank accesses and row misses) looked up, compared in full, found by
+        a hash: the id of an equal one, else a new one. The last STREAMS_KEPT of each are kept."""
         got = self._streams.get(origin)
         if got is None:
-            slots = list(slot_table(origin, self.spec))
-            slots[1] = slots[1] - origin.row_range[0]
-            sid = self._stream_table.find(slots)
+            slots = slot_signature(origin)
+            sid = self._slot_streams.get(slots) if slots is not None else None
             low = None
             if sid is None:
                 low = lower_vmm(origin, self.spec)
@@ -770,7 +770,10 @@ class PimSystem:
                 if sid is None:
                     sid = self.signature_id(("stream", len(self._signature_ids)))   # a new, unique signature
                     self._stream_table.add(stream, sid)
-                self._stream_table.add(slots, sid)
+                if slots is not None:
+                    self._slot_streams[slots] = sid
+                    if len(self._slot_streams) > STREAMS_KEPT:
+                        del self._slot_streams[next(iter(self._slot_streams))]
             got = (sid, low)
             self._streams.put(origin, got)
         return got

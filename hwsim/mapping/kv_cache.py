@@ -285,13 +285,25 @@ def _score_segments(kv: KvLayout) -> tuple[np.ndarray, ...]:
     return out
 
 
+@lru_cache(maxsize=4)
+def _score_slot_firsts(kv: KvLayout) -> np.ndarray:
+    """Where each (channel, row, 32 B column) slot of the whole reserved context's score segments
+    (`_score_segments`) first occurs, ascending. The slot table (`lowering.slot_table`) of the first
+    n segments holds exactly the slots first seen before n, each with its first segment's values,
+    so two prefixes have equal slot tables iff as many slots are first seen in each."""
+    _, _, ch, _, row, col, _, _ = _score_segments(kv)
+    key = (ch * (int(row.max()) + 1) + row) * (kv.row_elems // kv.lanes) + col // kv.lanes
+    return np.sort(np.unique(key, return_index=True)[1])
+
+
 @lru_cache(maxsize=_ATTENTION_PLACEMENTS_KEPT)
 def _score_rel(kv: KvLayout, ctx: int) -> Placement:
     n = ctx * kv.n_heads
     t, h, ch, bk, row, col, in_start, length = (a[:n] for a in _score_segments(kv))
     p = make_placement("score", kv.d_model, n, ch, bk, row, col, h * ctx + t, in_start, length)
     p.row_range, p.elements   # computed once here, inherited by every layer's shifted copy
-    return sign_by_stream(set_signature(p, "kv_score", _fields(kv), ctx))
+    slots = ("kv_score", _fields(kv), int(np.searchsorted(_score_slot_firsts(kv), n)), p.row_range[0])
+    return sign_by_stream(set_signature(p, "kv_score", _fields(kv), ctx), slots)
 
 
 @lru_cache(maxsize=4)

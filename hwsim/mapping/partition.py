@@ -136,14 +136,24 @@ def set_signature(p: Placement, *identity) -> Placement:
     return p
 
 
-def sign_by_stream(p: Placement) -> Placement:
+def sign_by_stream(p: Placement, slots=None) -> Placement:
     """Mark `p` (a generated placement) to be memoised by the command stream it lowers to rather
     than by its layout (`PimSystem.vmm_key`): neighbouring context lengths of an attention VMM
     mostly lower to the same stream, only their useful MAC counts differ. Shifted copies keep the
     mark and point to `p`, whose lowering stands for theirs (`p` itself holds a flag, not a
-    reference to itself: a cycle would keep every such placement until a full garbage collection)."""
+    reference to itself: a cycle would keep every such placement until a full garbage collection).
+    `slots`, if given, is a hashable value equal for two such placements exactly when their slot
+    tables are (`lowering.slot_table`, rows relative to the first): placements with an equal one
+    lower to the same stream, so it is looked up before lowering (`slot_signature`)."""
     p.__dict__["_stream_signed"] = True
+    if slots is not None:
+        p.__dict__["_slot_signature"] = slots
     return p
+
+
+def slot_signature(p: Placement):
+    """The `slots` value `sign_by_stream` gave `p`, or None."""
+    return p.__dict__.get("_slot_signature")
 
 
 def stream_origin(p: Placement) -> Placement | None:
