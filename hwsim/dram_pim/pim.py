@@ -525,11 +525,14 @@ def _memo_key(ready, hot, n_hot, open_row, closed, hist, channel_tick, mode, sta
     for w in range(hist.shape[0]):
         count = win_count[w]
         for node in range(hist.shape[1]):
+            if hist[w, node, 0] == 0:   # nothing recorded: every entry is `floor`, written as none
+                pos += hist.shape[2]
+                continue
             newest = hist[w, node, 2]   # the newest of all slots (filled or not) bounds the filled entries
             for j in range(3, 2 + count):
                 newest = max(newest, hist[w, node, j])
-            if hist[w, node, 0] == 0 or newest - start <= floor:   # nothing recorded, or all of it too old:
-                pos += hist.shape[2]                                 # every entry is `floor`, written as none
+            if newest - start <= floor:   # all of it too old: as above
+                pos += hist.shape[2]
                 continue
             for j in range(count):
                 v = _hist_entry(hist, w, node, j, count, start, floor)
@@ -1103,7 +1106,9 @@ class PimSystem:
         max_postponed_refreshes REFab there (`memo_valid`)."""
         c, delta = self._decisions(low, out, start, ct0)
         last = np.full(self.spec.channels, NO_DECISION, np.int64)
-        np.maximum.at(last, c, delta)
+        if len(c):   # channel-major: one block per channel
+            first = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+            last[c[first]] = np.maximum.reduceat(delta, first)
         return last
 
     def _refresh_phases(self, low: LoweredOp, out: np.ndarray, start: int, ct0: np.ndarray) -> tuple[int, int]:
