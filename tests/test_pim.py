@@ -533,7 +533,8 @@ def test_a_key_taken_from_an_unrestored_replay_equals_the_key_of_the_restored_st
     """The compiled loop restores a replay's end state only when it needs the device, and keys the
     next instruction from the memo row (`serial._key`, the row's hot ready ticks): that key equals
     `_memo_key` of the restored state, at every start from the replay's start on, for rows whose
-    hot list fits and for rows too long for it, before their end and after, open rows included."""
+    hot list fits and for rows too long for it, before their end, after it and after their latest
+    ready tick, open rows included."""
     from hwsim.dram_pim.memo import S_END
     from hwsim.dram_pim.pim import _restore
     from hwsim.dram_pim.serial import _key
@@ -559,7 +560,9 @@ def test_a_key_taken_from_an_unrestored_replay_equals_the_key_of_the_restored_st
     for e in range(memo.n):
         row = memo.data[e]
         end = int(row[lay.scalars + S_END])
-        for delta in sorted({0, end // 2, end, end + 1, end + 17, end + int(rng.integers(0, 500))}):
+        latest = int(memo.hot[e, 1])
+        for delta in sorted({0, end // 2, end, end + 1, end + 17, end + int(rng.integers(0, 500)), latest - 1,
+                             latest}):
             v_start, v_base, base = int(rng.integers(10_000, 20_000)), int(rng.integers(0, 50)), int(rng.integers(0, 50))
             _restore(ready, row[lay.ready:lay.open], d.open_row, row[lay.open:lay.hist], d.win_hist,
                      row[lay.hist:lay.channel_tick].reshape(d.win_hist.shape), s.issuer.channel_tick,

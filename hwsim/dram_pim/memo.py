@@ -148,7 +148,7 @@ def compact(data, keys, meta, hot, keep):
             data[j] = data[i]
             keys[j, :meta[i, M_LEN]] = keys[i, :meta[i, M_LEN]]
             meta[j] = meta[i]
-            hot[j, :max(hot[i, 0], 0) + 1] = hot[i, :max(hot[i, 0], 0) + 1]
+            hot[j, :max(hot[i, 0], 0) + 2] = hot[i, :max(hot[i, 0], 0) + 2]
 
 
 class MemoTable:
@@ -161,9 +161,10 @@ class MemoTable:
         self.data = np.zeros((self.capacity, layout.width), np.int64)   # untouched pages cost no memory
         self.keys = np.zeros((self.capacity, key_width), np.int64)
         self.meta = np.zeros((self.capacity, 4), np.int64)
-        # per entry: [n, positions...] of the end state's ready ticks after its end (n = -1: too many)
+        # per entry: [n, the latest, positions...] of the end state's ready ticks after its end (n = -1:
+        # too many to list)
         n_ready = layout.open - layout.ready
-        self.hot = np.zeros((self.capacity, 1 + min(n_ready, HOT_WIDTH)), np.int64)
+        self.hot = np.zeros((self.capacity, 2 + min(n_ready, HOT_WIDTH)), np.int64)
         n_slots = 1 << max(2 * self.capacity - 1, 1).bit_length()
         self.slots = np.full(n_slots, -1, np.int64)
         # [entries, use clock]; the clock stamps meta[:, M_STAMP] at every lookup that finds an entry
@@ -198,10 +199,12 @@ class MemoTable:
         self.meta[e, M_STAMP] = self.counter[1]
         self.data[e] = row
         lay = self.layout
-        hot = np.flatnonzero(row[lay.ready:lay.open] > row[lay.scalars + S_END])
-        if len(hot) < self.hot.shape[1]:
+        ready = row[lay.ready:lay.open]
+        hot = np.flatnonzero(ready > row[lay.scalars + S_END])
+        self.hot[e, 1] = ready.max(initial=0)
+        if len(hot) <= self.hot.shape[1] - 2:
             self.hot[e, 0] = len(hot)
-            self.hot[e, 1:1 + len(hot)] = hot
+            self.hot[e, 2:2 + len(hot)] = hot
         else:
             self.hot[e, 0] = -1
         self.objects[e] = obj

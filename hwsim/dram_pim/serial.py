@@ -130,14 +130,14 @@ def _key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channe
     """`_memo_key` of the state at `start` (rows at `base`): the device's, or, while the replay of
     entry v_e at v_start (rows at v_base) is not restored (v_e >= 0), that entry's end state, whose
     ready ticks after `start` are among its hot ones (`MemoTable.hot`) when `start` is not before
-    its end."""
+    its end, and are none when `start` is not before the latest of them."""
     if v_e < 0:
-        return _memo_key(ready, hot[0, 1:], -1, open_row, -1, win_hist, channel_tick, mode, start, base, win_count,
+        return _memo_key(ready, hot[0, 2:], -1, open_row, -1, win_hist, channel_tick, mode, start, base, win_count,
                          floor, out)
     row = data[v_e]
     delta = start - v_start
-    n_hot = hot[v_e, 0] if delta >= row[lay[L_SCALARS] + S_END] else -1
-    return _memo_key(row[lay[L_READY]:lay[L_OPEN]], hot[v_e, 1:], n_hot, row[lay[L_OPEN]:lay[L_HIST]], CLOSED_REL,
+    n_hot = 0 if delta >= hot[v_e, 1] else hot[v_e, 0] if delta >= row[lay[L_SCALARS] + S_END] else -1
+    return _memo_key(row[lay[L_READY]:lay[L_OPEN]], hot[v_e, 2:], n_hot, row[lay[L_OPEN]:lay[L_HIST]], CLOSED_REL,
                      row[lay[L_HIST]:lay[L_HIST] + win_hist.size].reshape(win_hist.shape),
                      row[lay[L_CHANNEL_TICK]:lay[L_MODE]], row[lay[L_MODE]:lay[L_LAST_DECISION]], delta,
                      base - v_base, win_count, floor, out)
