@@ -699,7 +699,7 @@ class PimSystem:
         # origin placement (two per context length: score, context) -> (stream signature id, lowering or None)
         self._streams = _ByIdentity(16)
         self._stream_table = _ArrayTable(STREAMS_KEPT)   # streams -> signature id
-        self._slot_streams: dict = {}   # slot signatures -> signature id, the last STREAMS_KEPT
+        self._slot_streams = _FifoLists(STREAMS_KEPT)   # slot signatures -> [signature id]
         self._lowered = _ByIdentity(LOWERINGS_KEPT)   # placement -> lowering, of recent misses
         # runs with forced refreshes: (sig, key, REFab owed) -> [(phase lo, hi, REFab added, row, objects)]
         self._phased = _FifoLists(PHASED_KEPT)
@@ -763,7 +763,7 @@ class PimSystem:
         got = self._streams.get(origin)
         if got is None:
             slots = slot_signature(origin)
-            sid = self._slot_streams.get(slots) if slots is not None else None
+            sid = next(iter(self._slot_streams.get(slots)), None) if slots is not None else None
             low = None
             if sid is None:
                 low = lower_vmm(origin, self.spec)
@@ -774,9 +774,7 @@ class PimSystem:
                     sid = self.signature_id(("stream", len(self._signature_ids)))   # a new, unique signature
                     self._stream_table.add(stream, sid)
                 if slots is not None:
-                    self._slot_streams[slots] = sid
-                    if len(self._slot_streams) > STREAMS_KEPT:
-                        del self._slot_streams[next(iter(self._slot_streams))]
+                    self._slot_streams.add(slots, sid)
             got = (sid, low)
             self._streams.put(origin, got)
         return got
@@ -1079,11 +1077,12 @@ class PimSystem:
             rel = dataclasses.replace(res, start_tick=0, end_tick=end - start, trace=None,
                                       channel_end_tick=tuple(e - start for e in res.channel_end_tick))
             rel_trace = (tick - start, cmd, bank, np.where(row >= 0, row - base, row), col) if self.record else None
+            decisions = self._decisions(low, out, start, ct0)
             phased = None
             if n_ref:
-                phased = (self._refresh_phases(low, out, start, ct0), tuple((start // t.nREFI - ri0).tolist()),
+                phased = (self._refresh_phases(decisions[1], start), tuple((start // t.nREFI - ri0).tolist()),
                           self.ref_issued - ri0)
-            entry = (self._memo_row(rel, counts, start, base, self._last_decisions(low, out, start, ct0)),
+            entry = (self._memo_row(rel, counts, start, base, self._last_decisions(*decisions)),
                      (rel, rel_trace), n_ref == 0, phased)
         self._account(res, trace, counts)
         return res, entry
@@ -1100,23 +1099,22 @@ class PimSystem:
         act = _OPENS[low.cmd]
         return c[act], np.maximum(prev[act], start) - start
 
-    def _last_decisions(self, low: LoweredOp, out: np.ndarray, start: int, ct0: np.ndarray) -> np.ndarray:
-        """Per channel, its last refresh decision tick relative to `start` (`_decisions`), or
-        NO_DECISION: a replay from another start forces no refresh iff no channel owes
-        max_postponed_refreshes REFab there (`memo_valid`)."""
-        c, delta = self._decisions(low, out, start, ct0)
+    def _last_decisions(self, c: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        """Per channel, its last refresh decision tick relative to the start (of the decisions
+        (channel `c`, `delta`) from `_decisions`), or NO_DECISION: a replay from another start forces
+        no refresh iff no channel owes max_postponed_refreshes REFab there (`memo_valid`)."""
         last = np.full(self.spec.channels, NO_DECISION, np.int64)
         if len(c):   # channel-major: one block per channel
             first = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
             last[c[first]] = np.maximum.reduceat(delta, first)
         return last
 
-    def _refresh_phases(self, low: LoweredOp, out: np.ndarray, start: int, ct0: np.ndarray) -> tuple[int, int]:
-        """[lo, hi): the start phases (start mod tREFI) from which a run that just had refreshes
-        forced into it makes exactly the same refresh decisions (`_decisions`): with the state and
-        the REFab owed at the start equal, the same floors give the same run shifted in time."""
+    def _refresh_phases(self, delta: np.ndarray, start: int) -> tuple[int, int]:
+        """[lo, hi): the start phases (start mod tREFI) from which a run that started at `start` and
+        just had refreshes forced into it makes exactly the same refresh decisions (their ticks
+        relative to the start `delta`, `_decisions`): with the state and the REFab owed at the start
+        equal, the same floors give the same run shifted in time."""
         nrefi = self.dram.timing.nREFI
-        _, delta = self._decisions(low, out, start, ct0)
         phase = start % nrefi
         m = (phase + delta) // nrefi
         lo = max(0, int((nrefi * m - delta).max(initial=0)))
