@@ -131,7 +131,7 @@ def _key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channe
     entry v_e at v_start (rows at v_base) is not restored (v_e >= 0), that entry's end state, whose
     ready ticks after `start` are among its hot ones (`MemoTable.hot`) when `start` is not before
     its end, and are none when `start` is not before the latest of them."""
-    if v_e < 0:
+    if v_e < 0:   # (hot[0, 2:] is not read; it has the row call's type, so _memo_key compiles once for both)
         return _memo_key(ready, hot[0, 2:], -1, open_row, -1, win_hist, channel_tick, mode, start, base, win_count,
                          floor, out)
     row = data[v_e]
