@@ -198,6 +198,32 @@ def test_score_placements_have_equal_slot_signatures_exactly_when_their_slot_tab
     assert 10 < len(seen) < 702
 
 
+@pytest.mark.parametrize("name,channels", [("gpt2-small", 8), ("gpt3-xl", 8), ("gpt2-medium", 2), ("gpt3-small", 3)])
+def test_context_placements_have_equal_slot_signatures_exactly_when_they_lower_to_equal_streams(name, channels):
+    """A context placement's slot table never repeats, so its slot signature stands for the stream
+    itself (its count of MAC columns): equal signatures <-> equal lowered streams (commands, banks,
+    rows relative to the first, columns, bank accesses, row misses), over the first 300 contexts
+    and those around every row piece's end."""
+    from hwsim.mapping.partition import slot_signature, stream_origin
+
+    ps = load_pim({"preset": "pim_gpt", "channels": channels})
+    kv = place_model(load_model(name), ps).kv
+    tpr = kv.tokens_per_row
+    ctxs = {*range(1, 301), kv.context}
+    for end in range(tpr, kv.context + 1, tpr):
+        ctxs |= {c for c in range(end - 17, end + 18) if 1 <= c <= kv.context}
+    seen = {}
+    for ctx in sorted(ctxs):
+        p = stream_origin(kv.context_placement(0, ctx))
+        low = lower_vmm(p, ps)
+        stream = b"".join(a.tobytes() for a in (low.cmd, low.bank, low.row - p.row_range[0], low.col,
+                                                np.array([low.bank_accesses, low.row_misses])))
+        seen.setdefault(slot_signature(p), set()).add(stream)
+    assert all(len(streams) == 1 for streams in seen.values())                   # equal signature -> equal stream
+    assert len({s for streams in seen.values() for s in streams}) == len(seen)  # different signature -> different
+    assert len(seen) > 20
+
+
 def test_kv_region_is_reserved_after_weights():
     model = load_model("gpt3-xl")
     mp = place_model(model, PS)

@@ -331,4 +331,9 @@ def _context_rel(kv: KvLayout, ctx: int) -> Placement:
     p = make_placement("context", kv.n_heads * ctx, kv.d_model, ch, bank, row, col, out, h * ctx + k * tpr,
                        np.minimum(tpr, ctx - k * tpr))
     p.row_range, p.elements
-    return sign_by_stream(set_signature(p, "kv_context", _fields(kv), ctx))
+    # Its slot table changes every token (each head's runs start at h * ctx), but the lowering reads
+    # the input runs only through their order (head-major, then row piece, whatever ctx) and burst
+    # counts, and the slots through their MAC counts: all set by the count of 16-element MAC
+    # columns of the context (row pieces are whole columns), so that count stands for the stream.
+    slots = ("kv_context", _fields(kv), -(-ctx // kv.lanes))
+    return sign_by_stream(set_signature(p, "kv_context", _fields(kv), ctx), slots)

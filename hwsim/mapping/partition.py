@@ -142,9 +142,9 @@ def sign_by_stream(p: Placement, slots=None) -> Placement:
     mostly lower to the same stream, only their useful MAC counts differ. Shifted copies keep the
     mark and point to `p`, whose lowering stands for theirs (`p` itself holds a flag, not a
     reference to itself: a cycle would keep every such placement until a full garbage collection).
-    `slots`, if given, is a hashable value equal for two such placements exactly when their slot
-    tables are (`lowering.slot_table`, rows relative to the first): placements with an equal one
-    lower to the same stream, so it is looked up before lowering (`slot_signature`)."""
+    `slots`, if given, is a hashable value equal for two such placements exactly when they lower
+    to the same stream (for a score placement: when their slot tables, `lowering.slot_table` with
+    rows relative to the first, are equal), so it is looked up before lowering (`slot_signature`)."""
     p.__dict__["_stream_signed"] = True
     if slots is not None:
         p.__dict__["_slot_signature"] = slots
