@@ -216,8 +216,7 @@ def test_context_placements_have_equal_slot_signatures_exactly_when_they_lower_t
     for ctx in sorted(ctxs):
         p = stream_origin(kv.context_placement(0, ctx))
         low = lower_vmm(p, ps)
-        stream = b"".join(a.tobytes() for a in (low.cmd, low.bank, low.row - p.row_range[0], low.col,
-                                                np.array([low.bank_accesses, low.row_misses])))
+        stream = b"".join(a.tobytes() for a in low.stream(p.row_range[0]))
         seen.setdefault(slot_signature(p), set()).add(stream)
     assert all(len(streams) == 1 for streams in seen.values())                   # equal signature -> equal stream
     assert len({s for streams in seen.values() for s in streams}) == len(seen)  # different signature -> different

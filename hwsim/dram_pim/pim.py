@@ -767,8 +767,7 @@ class PimSystem:
             low = None
             if sid is None:
                 low = lower_vmm(origin, self.spec)
-                stream = [low.cmd, low.bank, low.row - origin.row_range[0], low.col,
-                          np.array([low.bank_accesses, low.row_misses], np.int64)]
+                stream = low.stream(origin.row_range[0])
                 sid = self._stream_table.find(stream)
                 if sid is None:
                     sid = self.signature_id(("stream", len(self._signature_ids)))   # a new, unique signature

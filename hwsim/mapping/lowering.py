@@ -58,6 +58,12 @@ class LoweredOp:
     def __len__(self) -> int:
         return int(len(self.cmd))
 
+    def stream(self, first_row: int) -> list[np.ndarray]:
+        """What identifies its timing up to a row offset: commands, banks, rows relative to
+        `first_row`, columns, and (bank accesses, row misses); not the useful MAC count."""
+        return [self.cmd, self.bank, self.row - first_row, self.col,
+                np.array([self.bank_accesses, self.row_misses], np.int64)]
+
 
 def _excl_cumsum(a: np.ndarray) -> np.ndarray:
     out = np.zeros(len(a), dtype=np.int64)
