@@ -40,9 +40,14 @@ def load_yaml(path: str | Path) -> Any:
     return parse_yaml(text, str(path))
 
 
+# libyaml's parser when PyYAML was built with it (10x faster: a run parses ~18 preset files), with
+# the same safe constructors and resolver as `yaml.safe_load`.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_yaml(text: str, file: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
