@@ -158,6 +158,49 @@ def test_a_reused_program_equals_one_built_whole():
     assert shapes == {False, True}
 
 
+def test_lazy_programs_encode_as_programs_built_whole():
+    """A lazy program (layer 0's attention block only) must encode for the compiled serial loop
+    exactly as a program built whole encodes instruction by instruction (its shared instructions,
+    then its attention blocks, each in program order, as a template is encoded): every array, every
+    payload a memo miss would read, and the time, op and cost dicts with their key order."""
+    import numpy as np
+
+    from hwsim.asic.controller import PimSystemPort, _Encoding
+    from hwsim.dram_pim.pim import PimSystem, load_pim
+    from hwsim.mapping.partition import place_model
+
+    model = load_model({"preset": "gpt3-small", "n_layers": 3})
+    ps = load_pim({"preset": "pim_gpt", "channels": 8})
+    mp = place_model(model, ps, model.context)
+    port = PimSystemPort(PimSystem(ps, mp), mp)
+    asic = load_asic("pim_gpt_asic")
+    vu = VectorUnit(asic)
+    lazy_comp, ex = Compiler(model, vu, port, CompileOptions()), Executor(Engine(), port, asic, vu, ps.channels)
+    assert ex.runs_compiled
+    tpr = mp.kv.tokens_per_row
+
+    def payload(p):
+        return (p.name, p.row_range, p.elements, p.row.tobytes()) if hasattr(p, "row_range") else p
+
+    lazies = 0
+    for ctx in [1, 2, 3, *range(tpr - 2, tpr + 3), 700, 2047, 2048]:
+        prog = lazy_comp.token(ctx, ctx - 1, lazy=True)
+        lazies += prog.lazy
+        got = ex.encode(prog)
+        whole = Compiler(model, vu, port, CompileOptions()).token(ctx, ctx - 1)
+        want = _Encoding(len(whole))   # the shared instructions first, as the executor encodes a template
+        dynamic = set(whole.dynamic)
+        for i in [i for i in range(len(whole)) if i not in dynamic] + sorted(dynamic):
+            want.add(i, whole[i], ex)
+        for a in ("kind", "pre_ps", "back_ps", "op", "sig", "base", "macs"):
+            assert np.array_equal(getattr(got, a), getattr(want, a)), (ctx, a)
+        for a in ("pim_ops", "cat", "op_ps", "costs"):
+            assert list(getattr(got, a).items()) == list(getattr(want, a).items()), (ctx, a)
+        assert (got.link_bits, got.offchip) == (want.link_bits, want.offchip)
+        assert [payload(got.payloads[i]) for i in range(len(whole))] == [payload(p) for p in want.payloads]
+    assert lazies >= 6   # most of them reused the previous program
+
+
 def test_attribute_priorities():
     segs = [(0, 10, "asic"), (5, 20, "pim_vmm"), (25, 30, "transfer")]
     assert attribute(segs, 0, 40) == {"pim_vmm": 15, "kv_write": 0, "transfer": 5, "asic": 5, "other": 15}

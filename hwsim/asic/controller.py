@@ -100,6 +100,7 @@ class PimPort(Protocol):
     def vmm(self, placement: Any, start_ps: int, memo: bool) -> PimOpResult: ...
     def kv_append(self, layer: int, token: int, start_ps: int, memo: bool) -> PimOpResult: ...
     def refresh_idle(self, now_ps: int) -> int | None: ...        # overlap: refresh while idle
+    def layer_rows(self, layer: int) -> int: ...                    # rows from layer 0's KV region up to the layer's
     def tiles(self, placement: Any, max_rows: int) -> list: ...    # one instruction per piece
 
 
@@ -167,6 +168,11 @@ class PimSystemPort:
                                       *(getattr(placement, a)[sel] for a in
                                         ("channel", "bank", "row", "col_elem", "out_index", "in_start", "length"))))
         return out
+
+    def layer_rows(self, layer: int) -> int:
+        """How many rows above layer 0's the KV region of `layer` starts: the first rows (memo
+        bases) of its attention instructions are layer 0's plus this."""
+        return layer * self.system._kv().rows_per_layer
 
     def _refresh(self, tick: int) -> tuple[int, list]:
         r = self.system.flush_refresh(start_tick=tick)
@@ -266,11 +272,17 @@ class Instr:
 
 class Program(list):
     """A token's instructions. Programs with the same `template` hold the same instruction objects
-    everywhere but at the positions `dynamic` (the context-dependent attention blocks)."""
+    everywhere but at the positions `dynamic` (the context-dependent attention blocks, one per
+    layer, at `sites`: (position, layer)). `attention` is (layer 0's block, ctx, token). A `lazy`
+    program holds None at the other layers' block positions: the compiled serial executor derives
+    them from layer 0's (`_Encoding.add_attention`)."""
 
     template: object | None = None
     dynamic: tuple[int, ...] = ()
     shape: object = None
+    sites: tuple[tuple[int, int], ...] = ()
+    attention: tuple | None = None
+    lazy: bool = False
 
 
 @dataclass(frozen=True)
@@ -287,6 +299,23 @@ def layer_param_elems(model: ModelSpec) -> int:
     """LayerNorm gains/biases (4d) and linear biases (3d + d + d_ff + d) of one layer."""
     d = model.d_model
     return 4 * d + 3 * d + d + model.d_ff + d
+
+
+# Positions of the instructions in an attention block (`Compiler._attention`); a context
+# epilogue, if any, follows.
+KV_ROLE, SCORE_ROLE, SOFTMAX_ROLE, CONTEXT_ROLE = range(4)
+
+
+def layer_op_id(op_id: str, layer: int) -> str:
+    """Layer `layer`'s op id of layer 0's op id `op_id` ("L0.attn.score" -> "L5.attn.score")."""
+    return f"L{layer}.{op_id[3:]}" if layer else op_id
+
+
+def attention_payload(pim: PimPort, role: int, layer: int, ctx: int, token: int):
+    """The payload `Compiler._attention` gives the PIM instruction at `role` of layer `layer`'s block."""
+    if role == KV_ROLE:
+        return (layer, token)
+    return pim.score(layer, ctx) if role == SCORE_ROLE else pim.context(layer, ctx)
 
 
 class Compiler:
@@ -320,10 +349,12 @@ class Compiler:
     def _attention(self, i: int, ctx: int, token: int, at: int, ep: int) -> list[Instr]:
         """Layer i's context-dependent block, placed at position `at` after the qkv epilogue `ep`:
         KV append, score VMM, softmax, context VMM and, when its outputs come in parts, their
-        accumulation (the block's last instruction produces the attention output)."""
+        accumulation (the block's last instruction produces the attention output). Every layer's
+        block is layer 0's with the layer in its names and op ids (`layer_op_id`) and its payloads
+        those of the layer (`attention_payload`)."""
         vu, d, h = self.vu, self.model.d_model, self.model.n_heads
         p = f"L{i}."
-        kv, sc, sm, cx = at, at + 1, at + 2, at + 3
+        kv, sc, sm, cx = at + KV_ROLE, at + SCORE_ROLE, at + SOFTMAX_ROLE, at + CONTEXT_ROLE
         spl = self.pim.score(i, ctx)
         k = self.pim.parts(spl)
         sm_parts = []
@@ -341,18 +372,25 @@ class Compiler:
                 Part(p + "attn.context", "asic", vu.accumulate(n, k))], d, k, cx))
         return block
 
-    def token(self, ctx: int, token: int) -> Program:
+    def token(self, ctx: int, token: int, *, lazy: bool = False) -> Program:
         """Instructions of the decode step that writes cache slot `token` (= ctx - 1). Only the
         attention blocks depend on the context: while their shape (whether the context VMM's outputs
-        need accumulating) stays the previous token's, that program is reused with them rebuilt."""
+        need accumulating) stays the previous token's, that program is reused with them rebuilt
+        (with `lazy`, only layer 0's: the others are left None, `Program`)."""
         shape = self.pim.parts(self.pim.context(0, ctx)) > 1
         last = self._last
         if last is not None and last.shape == shape:
             prog = Program(last)
-            prog.template, prog.dynamic, prog.shape = last.template, last.dynamic, shape
-            for at, i, ep in self._attention_sites:
-                block = self._attention(i, ctx, token, at, ep)
-                prog[at:at + len(block)] = block
+            prog.template, prog.dynamic, prog.shape, prog.sites = last.template, last.dynamic, shape, last.sites
+            for n, (at, i, ep) in enumerate(self._attention_sites):
+                if n == 0 or not lazy:
+                    block = self._attention(i, ctx, token, at, ep)
+                    if n == 0:
+                        prog.attention = (tuple(block), ctx, token)
+                    prog[at:at + len(block)] = block
+                else:
+                    prog[at:at + len(block)] = [None] * len(block)
+            prog.lazy = lazy and len(self._attention_sites) > 1
             self._last = prog
             return prog
         prog = self._build(ctx, token)
@@ -413,6 +451,8 @@ class Compiler:
                 Part(p + "attn.qkv", "asic", vu.accumulate(n, k) + vu.bias_add(n))], 3 * d, k, qkv, more)
             sites.append((len(prog), i, ep))
             block = self._attention(i, ctx, token, len(prog), ep)
+            if i == 0:
+                prog.attention = (tuple(block), ctx, token)
             dynamic.extend(range(len(prog), len(prog) + len(block)))
             prog.extend(block)
             y = len(prog) - 1
@@ -441,6 +481,7 @@ class Compiler:
             epilogue("lm_head.epi", lambda n, k: [
                 Part("lm_head", "asic", vu.accumulate(n, k) + vu.reduce(1, n, "cmp"))], m.vocab, k, lm, more)
         prog.dynamic = tuple(dynamic)
+        prog.sites = tuple((at, i) for at, i, _ in sites)
         return prog
 
 
@@ -495,10 +536,18 @@ class Executor:
         return self.link_lat_ps + math.ceil(nbytes * 1000 / bw)
 
     # -- one token ---------------------------------------------------------------------------
+    @property
+    def runs_compiled(self) -> bool:
+        """Whether `run_token` runs programs as one compiled loop (the serial policy with the memo,
+        no segments kept, a port that can): then programs may be `lazy` (`Compiler.token`)."""
+        return (self.policy == "serial" and self.memo and not self.keep_segments
+                and getattr(self.pim, "compiled_serial", False))
+
     def run_token(self, prog: list[Instr]) -> TokenResult:
-        if (self.policy == "serial" and self.memo and not self.keep_segments
-                and getattr(self.pim, "compiled_serial", False)):
+        if self.runs_compiled:
             return self._run_token_compiled(prog)
+        if getattr(prog, "lazy", False):
+            raise SimulationError("a lazy program needs the compiled serial executor (internal error)")
         eng = self.engine
         t0 = eng.now_ps
         n = len(prog)
@@ -588,20 +637,7 @@ class Executor:
         `run_serial`): the same times and totals. ASIC and link instructions only take their fixed
         durations there; their time and counts are added here (`_Encoding`, kept for the
         instructions a `Program` shares with the previous token's)."""
-        tpl = getattr(prog, "template", None)
-        if tpl is not None and self._encoded is not None and self._encoded[0] is tpl:
-            enc = self._encoded[1].copy()
-            for i in prog.dynamic:
-                enc.add(i, prog[i], self)
-        else:
-            dynamic = set(prog.dynamic) if tpl is not None else set()
-            enc = _Encoding(len(prog))
-            for i, ins in enumerate(prog):
-                if i not in dynamic:
-                    enc.add(i, ins, self)
-            self._encoded = (tpl, enc.copy()) if tpl is not None else None
-            for i in dynamic:
-                enc.add(i, prog[i], self)
+        enc = self.encode(prog)
         t0 = self.engine.now_ps
         r = self.pim.run_serial(enc, t0, self.issue_ps, self.link_lat_ps)
         op_ps, cat = enc.op_ps, enc.cat
@@ -620,6 +656,23 @@ class Executor:
             raise SimulationError(f"serial schedule has {(t1 - t0) - sum(cat.values())} ps not covered by instructions")
         return TokenResult(t0, t1, cat, op_ps, cost, r.commands, enc.link_bits, r.row_hits, r.row_misses,
                            enc.offchip + r.bytes_io, len(prog), r.refresh_ps, r.phases_ps)
+
+    def encode(self, prog: list[Instr]) -> "_Encoding":
+        """`prog` as `run_serial` takes it. A `Program`'s shared instructions are encoded once per
+        template, its attention blocks from layer 0's (`_Encoding.add_attention`)."""
+        tpl = getattr(prog, "template", None)
+        if tpl is not None and self._encoded is not None and self._encoded[0] is tpl:
+            enc = self._encoded[1].copy()
+        else:
+            dynamic = set(prog.dynamic) if tpl is not None else set()
+            enc = _Encoding(len(prog))
+            for i, ins in enumerate(prog):
+                if i not in dynamic:
+                    enc.add(i, ins, self)
+            self._encoded = (tpl, enc.copy()) if tpl is not None else None
+        if tpl is not None:
+            enc.add_attention(prog, self)
+        return enc
 
     def _fixed_spans(self, ins: Instr) -> list[tuple[str, str, int]]:
         """(category, op id, ps) of an ASIC or link instruction's issue and work, in order: their
@@ -735,6 +788,58 @@ class _Encoding:
         self.op[i] = self.pim_ops.setdefault(ins.op_id, len(self.pim_ops))
         self.payloads[i] = ins.payload
         self.sig[i], self.base[i], self.macs[i] = ex.pim.memo_key(ins.kind == "vmm", ins.payload)
+
+    def add_attention(self, prog: Program, ex: "Executor") -> None:
+        """Every layer's attention block of `prog` (as `add` would encode them position by position,
+        in the same order) from layer 0's: layer i's has layer 0's durations, costs and memo
+        signatures, its op ids, and memo bases `ex.pim.layer_rows(i)` rows higher. Its payloads are
+        made only if a memo miss reads them (`_Payloads`)."""
+        roles = []   # per instruction of layer 0's block: (is PIM, its encoding)
+        for j, ins in enumerate(prog.attention[0]):
+            if ins.kind == "vector":   # (position, duration, spans, costs)
+                spans = ex._fixed_spans(ins)
+                roles.append((False, (j, sum(ps for _, _, ps in spans), spans, [p.cost for p in ins.parts])))
+            else:   # (position, op id, kind, pre, back, memo key)
+                vmm = ins.kind == "vmm"
+                roles.append((True, (j, ins.op_id, 1 if vmm else 2, ex.issue_ps + ex.link_lat_ps,
+                                     ex.link_lat_ps if vmm else 0, ex.pim.memo_key(vmm, ins.payload))))
+        cat, op_ps, costs, pim_ops = self.cat, self.op_ps, self.costs, self.pim_ops
+        for at, layer in prog.sites:
+            rows = ex.pim.layer_rows(layer)
+            for is_pim, r in roles:
+                i = at + r[0]
+                if is_pim:
+                    _, op_id, self.kind[i], self.pre_ps[i], self.back_ps[i], (self.sig[i], base, self.macs[i]) = r
+                    self.op[i] = pim_ops.setdefault(layer_op_id(op_id, layer), len(pim_ops))
+                    self.base[i] = base + rows
+                    continue
+                _, self.pre_ps[i], spans, parts = r
+                self.kind[i] = self.back_ps[i] = 0
+                for category, op_id, ps in spans:
+                    if ps > 0:
+                        cat[category] += ps
+                        op_id = layer_op_id(op_id, layer)
+                        op_ps[op_id] = op_ps.get(op_id, 0) + ps
+                for c in parts:
+                    costs[c] = costs.get(c, 0) + 1
+        self.payloads = _Payloads(self.payloads, ex.pim, prog, {at + r[0]: (layer, r[0]) for at, layer in prog.sites
+                                                                for is_pim, r in roles if is_pim})
+
+
+class _Payloads(list):
+    """A program's PIM payloads by position, those of its attention blocks made when first read
+    (`attention_payload` of (layer, role) at `made[position]`): only memo misses read them."""
+
+    def __init__(self, items: list, pim: PimPort, prog: Program, made: dict[int, tuple[int, int]]):
+        super().__init__(items)
+        _, self.ctx, self.token = prog.attention
+        self.pim, self.made = pim, made
+
+    def __getitem__(self, i):
+        at = self.made.pop(i, None)
+        if at is not None:
+            self[i] = attention_payload(self.pim, at[1], at[0], self.ctx, self.token)
+        return super().__getitem__(i)
 
 
 def _ceil_div(a: int, b: int) -> int:

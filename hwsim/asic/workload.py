@@ -230,7 +230,7 @@ def simulate(model: ModelSpec, pim_spec, asic: AsicSpec, prompt: int, generated:
     tot = _Totals()
     for j in range(generated):
         ctx = prompt + j + 1
-        tr = ex.run_token(comp.token(ctx, ctx - 1))
+        tr = ex.run_token(comp.token(ctx, ctx - 1, lazy=ex.runs_compiled))
         lat = tr.latency_ps
         tot.latency_ps.append(lat)
         tot.contexts.append(ctx)
