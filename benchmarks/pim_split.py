@@ -23,12 +23,17 @@ import tempfile
 import time
 
 import hwsim.asic.controller as controller
+import hwsim.asic.workload as workload
+import hwsim.dram_pim.memo as memo
 import hwsim.dram_pim.pim as pim
 import hwsim.dram_pim.serial as serial
+import hwsim.mapping.kv_cache as kv_cache
 from hwsim.cli import main
 
 TIMED = (
+    (workload, "simulate", "simulate"),
     (controller.Executor, "run_token", "token loop"),
+    (controller.Executor, "encode", "encode program"),
     (controller.Compiler, "token", "compile token"),
     (controller.PimSystemPort, "run_serial", "port.run_serial"),
     (serial, "run_items", "compiled loop"),
@@ -39,6 +44,10 @@ TIMED = (
     (pim.PimSystem, "_rel_state", "memo key"),
     (pim.PimSystem, "_replay", "memo replay"),
     (pim.PimSystem, "_run", "timed (miss)"),
+    (pim.PimSystem, "time_missed", "miss (all)"),
+    (pim, "lower_vmm", "lower VMM"),
+    (kv_cache.KvLayout, "append_commands", "lower KV append"),
+    (memo.MemoTable, "insert", "memo insert"),
 )
 
 

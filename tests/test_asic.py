@@ -64,6 +64,18 @@ def test_load_errors_name_the_field():
         load_asic({**SMALL, "gelu_tanh_degree": 6})
 
 
+def test_vector_cost_times_scales_every_field():
+    """`VectorCost.times` names its fields one by one (it runs for every cost of every token): a
+    field added to the class must be scaled too."""
+    from dataclasses import astuple, fields
+
+    from hwsim.asic.vector_unit import VectorCost
+
+    c = VectorCost(*range(1, len(fields(VectorCost)) + 1))
+    assert astuple(c.times(3)) == tuple(3 * v for v in astuple(c))
+    assert c.times(2) == c + c
+
+
 def test_elementwise_chained_by_hand():
     vu = unit()
     # 20 elements over 8 lanes: g = 3 slices; chain mul(3) add(2): (3 - 1) + 3 + 2 = 7 cycles.

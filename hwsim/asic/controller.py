@@ -56,6 +56,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import numpy as np
+
 from hwsim.asic.spec import AsicSpec
 from hwsim.asic.vector_unit import ZERO, VectorCost, VectorUnit
 from hwsim.engine import Engine, SimulationError
@@ -137,8 +139,6 @@ class PimSystemPort:
         sig = placement_signature(placement)
         n = self._parts.get(sig)
         if n is None:
-            import numpy as np
-
             n = self._parts[sig] = int(np.bincount(placement.out_index).max()) if placement.n_segments else 1
         return n
 
@@ -146,8 +146,6 @@ class PimSystemPort:
         """The placement cut into PIM instructions: one per input chunk (global-buffer window),
         and within a chunk at most `max_rows` rows per bank (0: no limit). Equal pieces have equal
         signatures, so their simulations are memoised."""
-        import numpy as np
-
         from hwsim.mapping.partition import make_placement, window_elems
 
         if placement.n_segments == 0:
@@ -528,6 +526,7 @@ class Executor:
         self.link_lat_ps = round(asic.link.latency_ns * 1000)
         self.link_Bpns = asic.link_bytes_per_ns(channels)
         self._encoded: tuple | None = None   # (template, _Encoding of its shared instructions): compiled serial
+        self._layout: tuple | None = None    # (template, _AttentionLayout of its attention blocks)
 
     # -- durations ---------------------------------------------------------------------------
     def _fetch_ps(self, nbytes: int, channels: int = 0) -> int:
@@ -674,6 +673,13 @@ class Executor:
             enc.add_attention(prog, self)
         return enc
 
+    def _attention_layout(self, prog: Program, pim_ops: dict[str, int]) -> "_AttentionLayout":
+        """The `_AttentionLayout` of `prog`'s template (made from its first program, whose
+        `pim_ops` so far are the template's)."""
+        if self._layout is None or self._layout[0] is not prog.template:
+            self._layout = (prog.template, _AttentionLayout(prog, self, pim_ops))
+        return self._layout[1]
+
     def _fixed_spans(self, ins: Instr) -> list[tuple[str, str, int]]:
         """(category, op id, ps) of an ASIC or link instruction's issue and work, in order: their
         durations do not depend on when it runs."""
@@ -735,8 +741,6 @@ class _Encoding:
     instructions, which do not depend on when they run."""
 
     def __init__(self, n: int):
-        import numpy as np
-
         self.kind = np.zeros(n, np.int64)
         self.pre_ps = np.zeros(n, np.int64)
         self.back_ps = np.zeros(n, np.int64)
@@ -793,42 +797,73 @@ class _Encoding:
         """Every layer's attention block of `prog` (as `add` would encode them position by position,
         in the same order) from layer 0's: layer i's has layer 0's durations, costs and memo
         signatures, its op ids, and memo bases `ex.pim.layer_rows(i)` rows higher. Its payloads are
-        made only if a memo miss reads them (`_Payloads`)."""
-        roles = []   # per instruction of layer 0's block: (is PIM, its encoding)
-        for j, ins in enumerate(prog.attention[0]):
-            if ins.kind == "vector":   # (position, duration, spans, costs)
+        made only if a memo miss reads them (`_Payloads`). What depends only on the program's
+        template (positions, op ids and indices) is kept per template (`_AttentionLayout`)."""
+        block = prog.attention[0]
+        lay = ex._attention_layout(prog, self.pim_ops)
+        n = len(prog.sites)
+        span_ps = {}   # per fixed role: its spans' durations
+        for j, ins in enumerate(block):
+            pos = lay.positions[j]
+            if ins.kind == "vector":
                 spans = ex._fixed_spans(ins)
-                roles.append((False, (j, sum(ps for _, _, ps in spans), spans, [p.cost for p in ins.parts])))
-            else:   # (position, op id, kind, pre, back, memo key)
-                vmm = ins.kind == "vmm"
-                roles.append((True, (j, ins.op_id, 1 if vmm else 2, ex.issue_ps + ex.link_lat_ps,
-                                     ex.link_lat_ps if vmm else 0, ex.pim.memo_key(vmm, ins.payload))))
-        cat, op_ps, costs, pim_ops = self.cat, self.op_ps, self.costs, self.pim_ops
-        for at, layer in prog.sites:
-            rows = ex.pim.layer_rows(layer)
-            for is_pim, r in roles:
-                i = at + r[0]
-                if is_pim:
-                    _, op_id, self.kind[i], self.pre_ps[i], self.back_ps[i], (self.sig[i], base, self.macs[i]) = r
-                    self.op[i] = pim_ops.setdefault(layer_op_id(op_id, layer), len(pim_ops))
-                    self.base[i] = base + rows
-                    continue
-                _, self.pre_ps[i], spans, parts = r
-                self.kind[i] = self.back_ps[i] = 0
-                for category, op_id, ps in spans:
+                self.kind[pos] = self.back_ps[pos] = 0
+                self.pre_ps[pos] = sum(ps for _, _, ps in spans)
+                for category, _, ps in spans:
                     if ps > 0:
-                        cat[category] += ps
-                        op_id = layer_op_id(op_id, layer)
-                        op_ps[op_id] = op_ps.get(op_id, 0) + ps
-                for c in parts:
-                    costs[c] = costs.get(c, 0) + 1
-        self.payloads = _Payloads(self.payloads, ex.pim, prog, {at + r[0]: (layer, r[0]) for at, layer in prog.sites
-                                                                for is_pim, r in roles if is_pim})
+                        self.cat[category] += n * ps
+                for p in ins.parts:
+                    self.costs[p.cost] = self.costs.get(p.cost, 0) + n
+                span_ps[j] = [ps for _, _, ps in spans]
+                continue
+            vmm = ins.kind == "vmm"
+            self.kind[pos] = 1 if vmm else 2
+            self.pre_ps[pos] = ex.issue_ps + ex.link_lat_ps
+            self.back_ps[pos] = ex.link_lat_ps if vmm else 0
+            self.op[pos] = lay.op_index[j]
+            sig, base, macs = ex.pim.memo_key(vmm, ins.payload)
+            self.sig[pos], self.macs[pos] = sig, macs
+            self.base[pos] = base + lay.rows
+        op_ps = self.op_ps
+        for op_id, j, k in lay.span_order:   # layer by layer, as position-by-position encoding adds them
+            ps = span_ps[j][k]
+            if ps > 0:
+                op_ps[op_id] = op_ps.get(op_id, 0) + ps
+        self.pim_ops = dict(lay.pim_ops)
+        self.payloads = _Payloads(self.payloads, ex.pim, prog, lay.payload_of)
+
+
+class _AttentionLayout:
+    """What encoding a template's attention blocks takes from the template alone: per role (the
+    instruction's place in a block) its positions in the program, and its op ids (fixed
+    instructions: per span, in the order position-by-position encoding first adds them) or op
+    indices (PIM instructions, `pim_ops` afterwards); the layers' row offsets; per PIM position its
+    (layer, role)."""
+
+    def __init__(self, prog: Program, ex: "Executor", pim_ops: dict[str, int]):
+        block = prog.attention[0]
+        ats = [at for at, _ in prog.sites]
+        layers = [layer for _, layer in prog.sites]
+        self.positions = [np.array([at + j for at in ats], np.int64) for j in range(len(block))]
+        self.rows = np.array([ex.pim.layer_rows(layer) for layer in layers], np.int64)
+        self.pim_ops = dict(pim_ops)
+        self.span_order: list[tuple[str, int, int]] = []   # (op id, role, span)
+        self.payload_of: dict[int, tuple[int, int]] = {}
+        op_index = {j: [] for j, ins in enumerate(block) if ins.kind != "vector"}
+        for at, layer in prog.sites:
+            for j, ins in enumerate(block):
+                if ins.kind == "vector":
+                    self.span_order += [(layer_op_id(op_id, layer), j, k)
+                                        for k, (_, op_id, _) in enumerate(ex._fixed_spans(ins))]
+                else:
+                    op_index[j].append(self.pim_ops.setdefault(layer_op_id(ins.op_id, layer), len(self.pim_ops)))
+                    self.payload_of[at + j] = (layer, j)
+        self.op_index = {j: np.array(v, np.int64) for j, v in op_index.items()}
 
 
 class _Payloads(list):
-    """A program's PIM payloads by position, those of its attention blocks made when first read
-    (`attention_payload` of (layer, role) at `made[position]`): only memo misses read them."""
+    """A program's PIM payloads by position, those of its attention blocks (None) made when first
+    read (`attention_payload` of (layer, role) `made[position]`): only memo misses read them."""
 
     def __init__(self, items: list, pim: PimPort, prog: Program, made: dict[int, tuple[int, int]]):
         super().__init__(items)
@@ -836,10 +871,11 @@ class _Payloads(list):
         self.pim, self.made = pim, made
 
     def __getitem__(self, i):
-        at = self.made.pop(i, None)
-        if at is not None:
-            self[i] = attention_payload(self.pim, at[1], at[0], self.ctx, self.token)
-        return super().__getitem__(i)
+        p = super().__getitem__(i)
+        if p is None and i in self.made:
+            layer, role = self.made[i]
+            p = self[i] = attention_payload(self.pim, role, layer, self.ctx, self.token)
+        return p
 
 
 def _ceil_div(a: int, b: int) -> int:

@@ -51,7 +51,7 @@ square root 1 Newton iteration, tanh degree 7):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 
 from hwsim.asic.spec import OP_CLASSES, AsicSpec
@@ -78,7 +78,8 @@ class VectorCost:
 
     def times(self, k: int) -> "VectorCost":
         """This cost k times over."""
-        return VectorCost(*(k * getattr(self, f.name) for f in fields(self)))
+        return VectorCost(k * self.cycles, k * self.add, k * self.mul, k * self.cmp, k * self.bit,
+                          k * self.sram_read_bits, k * self.sram_write_bits)
 
     @property
     def ops(self) -> int:
