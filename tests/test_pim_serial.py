@@ -90,3 +90,52 @@ def test_the_compiled_loop_is_what_a_serial_memoised_run_uses(monkeypatch):
     monkeypatch.setattr(PimSystemPort, "run_serial", spy)
     simulate(load_model(TINY), load_pim({"preset": "pim_gpt", "channels": 2}), load_asic("pim_gpt_asic"), 5, 2)
     assert len(calls) == 2
+
+
+def _stale_transitions(system) -> int:
+    """Cached transitions (`MemoTable.trans`) that a fresh lookup from their source entry would
+    not find: the key recomputed from the entry's end state, then looked up in the memo."""
+    import numpy as np
+
+    from hwsim.dram_pim.memo import T_FROM, find, key_hash
+    from hwsim.dram_pim.serial import _key
+
+    memo, d = system.memo, system.device
+    out = np.zeros(system._key_buf.size + system.spec.channels, np.int64)
+    stale = 0
+    for ts in np.flatnonzero(memo.trans[:, T_FROM] >= 0).tolist():
+        source, sig, delta, shift, owed, to = memo.trans[ts].tolist()
+        n = _key(source, 0, 0, memo.data, memo.hot, memo.offsets, d.ready.reshape(-1), d.open_row, d.win_hist,
+                 system.issuer.channel_tick, system.mode, delta, shift, system._win_count, system._hist_floor, out)
+        if owed >= 0:   # a boundary lookup: every channel owes `owed`
+            out[n:n + system.spec.channels] = owed
+            n += system.spec.channels
+        stale += int(find(memo.slots, memo.meta, memo.keys, sig, out, n, key_hash(sig, out, n))) != to
+    return stale
+
+
+@pytest.mark.parametrize("case, memo_entries", [("default", None), ("default", 12), ("default", 24),
+                                                ("slow ASIC, one postponed refresh", None)])
+def test_cached_transitions_are_what_a_fresh_lookup_finds(monkeypatch, case, memo_entries):
+    """The compiled loop takes the entry that a key made from an unrestored replay finds from a
+    cache (`memo.trans_find`); the memo must clear the cache whenever an entry's data or the
+    entries' indices change, so that at every return to Python each cached transition is still
+    what a fresh lookup finds (memos of 12 and 24 entries evict and keep transitions between; the
+    slow ASIC replaces boundary entries that were not valid at their boundary)."""
+    pim_over, asic_over, _ = CASES[case]
+    if memo_entries is not None:
+        monkeypatch.setattr(pim, "MEMO_ENTRIES", memo_entries)
+    import hwsim.dram_pim.serial as serial
+
+    checked, stale = [], []
+    sync = serial._sync
+
+    def checking_sync(system, ls, tot):
+        sync(system, ls, tot)
+        checked.append(int((system.memo.trans[:, 0] >= 0).sum()))
+        stale.append(_stale_transitions(system))
+
+    monkeypatch.setattr(serial, "_sync", checking_sync)
+    simulate(load_model(TINY), load_pim({"preset": "pim_gpt", "channels": 2, **pim_over}),
+             load_asic({"preset": "pim_gpt_asic", **asic_over}), 5, 6)
+    assert sum(checked) > 0 and sum(stale) == 0, (checked, stale)

@@ -9,6 +9,7 @@ result, both relative to the start, rows to the placement's first row) is a row 
 offsets of `Layout`. A full memo keeps its most recently used half: eviction only costs a
 re-simulation. `hot` lists, per entry, the ready ticks of its end state after its end (the only
 ones a later instruction's key can hold while that state is not restored; `hwsim.dram_pim.serial`).
+`trans` caches lookups made from such an unrestored end state (`trans_find`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from hwsim.dram_pim.commands import N_CMDS
 
 N_PHASES = 7
 HOT_WIDTH = 1024   # most ready ticks listed per entry as after its end (`MemoTable.hot`)
+# Slots of the transition cache (`MemoTable.trans`): a power of two.
+TRANS_SLOTS = 1 << 14
+T_FROM, T_SIG, T_DELTA, T_SHIFT, T_OWED, T_TO = range(6)
 # Scalars of an entry's result (after the arrays in a `data` row).
 # S_LAST_DECISION: the latest refresh decision of any channel (`PimSystem._last_decisions`).
 (S_END, S_ROW_HITS, S_ROW_MISSES, S_BYTES_IN, S_BYTES_OUT, S_MACS, S_ACTIVE, S_MODE_SWITCHES,
@@ -114,6 +118,29 @@ def find(slots, meta, keys, sig, key, n, h):
         s = (s + 1) & mask
 
 
+@njit(cache=True, inline="always")
+def trans_find(trans, source, sig, delta, shift, owed):
+    """(slot, cached entry or -1) of the transition cache for a lookup of signature `sig` from the
+    end state of entry `source`, `delta` ticks after the start of its replay, `shift` rows above
+    its first row, with `owed` REFab owed by every channel (a boundary lookup; -1 otherwise). The
+    key of such a lookup is a function of (the entry's data and hot list, delta, shift, owed)
+    alone, so while entry `source` keeps its data and the entries keep their indices, the lookup
+    finds the same entry: `MemoTable` clears the cache whenever either changes."""
+    h = source * 0x9E3779B1 + sig * 0x85EBCA77 + delta * 0xC2B2AE3D + shift * 0x27D4EB2F + owed * 0x165667B1
+    ts = (h ^ (h >> 29)) & (TRANS_SLOTS - 1)
+    if (trans[ts, T_FROM] == source and trans[ts, T_SIG] == sig and trans[ts, T_DELTA] == delta
+            and trans[ts, T_SHIFT] == shift and trans[ts, T_OWED] == owed):
+        return ts, trans[ts, T_TO]
+    return ts, -1
+
+
+@njit(cache=True, inline="always")
+def trans_put(trans, ts, source, sig, delta, shift, owed, e):
+    """Cache in slot ts (`trans_find`) that the lookup found entry e."""
+    trans[ts, T_FROM], trans[ts, T_SIG], trans[ts, T_DELTA] = source, sig, delta
+    trans[ts, T_SHIFT], trans[ts, T_OWED], trans[ts, T_TO] = shift, owed, e
+
+
 @njit(cache=True)
 def find_key(slots, meta, keys, sig, key, n):
     """(hash, index or -1) of (sig, key[:n])."""
@@ -169,6 +196,9 @@ class MemoTable:
         self.slots = np.full(n_slots, -1, np.int64)
         # [entries, use clock]; the clock stamps meta[:, M_STAMP] at every lookup that finds an entry
         self.counter = np.zeros(2, np.int64)
+        # [from entry, signature, delta, row shift, REFab owed, found entry] per slot (`trans_find`);
+        # from entry -1: empty
+        self.trans = np.full((TRANS_SLOTS, 6), -1, np.int64)
         self.objects: list = []   # per entry: what the Python replay needs besides `data` (result, trace)
 
     @property
@@ -195,6 +225,8 @@ class MemoTable:
             self.keys[e, :n] = key[:n]
             self.meta[e, :3] = sig, h, n
             rehash_one(self.slots, h, e)
+        else:   # the entry's data changes: lookups from its end state may find others
+            self.trans[:, T_FROM] = -1
         self.counter[1] += 1
         self.meta[e, M_STAMP] = self.counter[1]
         self.data[e] = row
@@ -216,6 +248,7 @@ class MemoTable:
         keep = np.sort(np.argsort(self.meta[:n, M_STAMP], kind="stable")[n - self.capacity // 2:])
         k = len(keep)
         compact(self.data, self.keys, self.meta, self.hot, keep)
+        self.trans[:, T_FROM] = -1   # indices changed
         self.objects = [self.objects[i] for i in keep.tolist()]
         self.counter[0] = k
         rehash(self.slots, self.meta, k)

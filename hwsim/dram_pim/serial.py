@@ -29,7 +29,7 @@ from hwsim.dram_pim.commands import N_CMDS, Cmd
 from hwsim.dram_pim.memo import (B_ACTIVE, B_END, B_SWITCHES, L_BOUNDARY, L_CHANNEL_TICK, L_COUNTS, L_CYCLES,
                                  L_HIST, L_LAST_DECISION, L_MODE, L_OPEN, L_READY, L_SCALARS, M_STAMP, N_PHASES,
                                  S_ACTIVE, S_BYTES_IN, S_BYTES_OUT, S_END, S_LAST_DECISION, S_MACS, S_MODE_SWITCHES,
-                                 S_ROW_HITS, S_ROW_MISSES, find, key_hash)
+                                 S_ROW_HITS, S_ROW_MISSES, find, key_hash, trans_find, trans_put)
 from hwsim.dram_pim.pim import CLOSED_REL, PHASES, _flush_refresh, _memo_key, _restore, memo_valid
 
 FIXED, VMM, KV_APPEND = 0, 1, 2
@@ -143,6 +143,19 @@ def _key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channe
                      base - v_base, win_count, floor, out)
 
 
+@njit(cache=True)
+def _boundary_key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channel_tick, mode, s1, base,
+                  win_count, prm, out, ref_issued, sb):
+    """(length, hash) of the key of a boundary entry at boundary s1 written to `out`: the state's
+    (`_key`), then the REFab each channel owes."""
+    nb = _key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channel_tick, mode, s1, base,
+              win_count, prm[PR_FLOOR], out)
+    for c in range(ref_issued.shape[0]):
+        out[nb + c] = s1 // prm[PR_NREFI] - ref_issued[c]
+    nb += ref_issued.shape[0]
+    return nb, key_hash(sb, out, nb)
+
+
 @njit(cache=True, inline="always")
 def _restore_entry(v_e, v_start, v_base, data, lay, ready, open_row, win_hist, channel_tick, mode):
     """Restore the end state of entry v_e replayed at v_start (rows at v_base), if v_e >= 0; returns
@@ -173,9 +186,9 @@ def _account_replay(row, lay, macs, sys_counts, tot):
 
 @njit(cache=True)
 def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, ready, open_row, win_hist, channel_tick,
-              mode, ref_issued, sys_counts, slots, meta, keys, data, hot, counter, key_buf, boundary_key, win_count,
-              result_row, done_off, fbuf, switches, ref_scratch, scr, pend, cat, op_ps, phases, pim_counts, tot, seen,
-              e_counts, e_active):
+              mode, ref_issued, sys_counts, slots, meta, keys, data, hot, counter, trans, key_buf, boundary_key,
+              win_count, result_row, done_off, fbuf, switches, ref_scratch, scr, pend, cat, op_ps, phases, pim_counts,
+              tot, seen, e_counts, e_active):
     """Run items ls[LS_ITEM]... (item ls[LS_ITEM] from phase ls[LS_PHASE]; PHASE_ACCOUNT takes its
     result from `result_row`). Returns DONE, or, with the item's state in ls for the resumption:
     MISS (Python times the item), STORE (Python stores the boundary entry of the item just run,
@@ -188,7 +201,9 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
     and the pair is then stored as a boundary entry.
 
     A replay's end state is restored only when something needs the device state (a flush, a
-    return to Python): until then the next key is taken from the entry's end state (`_key`)."""
+    return to Python): until then the next key is taken from the entry's end state (`_key`), and
+    the entry that key found is cached by (entry, signature, ticks and rows from the replay's start)
+    in `trans` (`memo.trans_slot`), so that a run of hits mostly skips the keys."""
     tck = prm[PR_TCK]
     nrefi = prm[PR_NREFI]
     ref_on = prm[PR_REF_ON] != 0
@@ -216,14 +231,20 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
             s1 = max(tick, t)
             ls[LS_BOUNDARY_LEN] = 0
             if ref_on and s1 >= refresh_from:
-                nb = _key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channel_tick, mode, s1,
-                          base[i], win_count, prm[PR_FLOOR], boundary_key)
-                for c in range(n_ch):
-                    boundary_key[nb + c] = s1 // nrefi - ref_issued[c]
-                nb += n_ch
                 sb = sig[i] + BOUNDARY_SIG
-                hb = key_hash(sb, boundary_key, nb)
-                eb = find(slots, meta, keys, sb, boundary_key, nb, hb)
+                owed = s1 // nrefi - ref_issued[0]   # the REFab every channel owes, or -1 if they differ
+                for c in range(1, n_ch):
+                    if s1 // nrefi - ref_issued[c] != owed:
+                        owed = -1
+                eb, nb, hb, ts = -1, -1, 0, -1
+                if v_e >= 0 and owed >= 0:
+                    ts, eb = trans_find(trans, v_e, sb, s1 - v_start, base[i] - v_base, owed)
+                if eb < 0:
+                    nb, hb = _boundary_key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist,
+                                           channel_tick, mode, s1, base[i], win_count, prm, boundary_key, ref_issued, sb)
+                    eb = find(slots, meta, keys, sb, boundary_key, nb, hb)
+                    if eb >= 0 and ts >= 0:
+                        trans_put(trans, ts, v_e, sb, s1 - v_start, base[i] - v_base, owed, eb)
                 if eb >= 0:
                     counter[1] += 1
                     meta[eb, M_STAMP] = counter[1]
@@ -250,6 +271,10 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
                     tick = max(tick, start + row[lay[L_SCALARS] + S_END])
                     phase = PHASE_ACCOUNT   # accounted below, like a resumed item
                 else:
+                    if nb < 0:   # found through `trans`: the boundary entry to store needs the key
+                        nb, hb = _boundary_key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist,
+                                               channel_tick, mode, s1, base[i], win_count, prm, boundary_key,
+                                               ref_issued, sb)
                     ls[LS_BOUNDARY_LEN], ls[LS_BOUNDARY_HASH], ls[LS_BOUNDARY_SIG] = nb, hb, sb
                     v_e = _restore_entry(v_e, v_start, v_base, data, lay, ready, open_row, win_hist, channel_tick, mode)
                     status, n, t2 = _flush(st, s1, prm, ref_issued, channel_tick, mode, fbuf, switches, ref_scratch,
@@ -283,15 +308,25 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
                 tick = max(tick, q_end)
                 refresh_from = (ref_issued.min() + 1) * nrefi
                 start = q_end
-            n = _key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channel_tick, mode, start,
-                     base[i], win_count, prm[PR_FLOOR], key_buf)
-            h = key_hash(sig[i], key_buf, n)
-            e = find(slots, meta, keys, sig[i], key_buf, n, h)
+            e, n, h, ts = -1, -1, 0, -1
+            if v_e >= 0:
+                ts, e = trans_find(trans, v_e, sig[i], start - v_start, base[i] - v_base, -1)
+            if e < 0:
+                n = _key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channel_tick, mode, start,
+                         base[i], win_count, prm[PR_FLOOR], key_buf)
+                h = key_hash(sig[i], key_buf, n)
+                e = find(slots, meta, keys, sig[i], key_buf, n, h)
+                if e >= 0 and ts >= 0:
+                    trans_put(trans, ts, v_e, sig[i], start - v_start, base[i] - v_base, -1, e)
             ok = False
             if e >= 0:
                 counter[1] += 1
                 meta[e, M_STAMP] = counter[1]
                 ok = memo_valid(data[e], lay, start, ref_on, nrefi, prm[PR_MAX_POST], ref_issued, refresh_from)
+            if not ok and n < 0:   # found through `trans`: Python needs the key
+                n = _key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channel_tick, mode, start,
+                         base[i], win_count, prm[PR_FLOOR], key_buf)
+                h = key_hash(sig[i], key_buf, n)
             if not ok:   # counted by Python (`PimSystem.time_missed`: a phase-interval replay is a hit)
                 v_e = _restore_entry(v_e, v_start, v_base, data, lay, ready, open_row, win_hist, channel_tick, mode)
                 ls[LS_ITEM], ls[LS_PHASE], ls[LS_NOW], ls[LS_TICK], ls[LS_REFRESH_FROM] = (i, PHASE_ACCOUNT, now, tick,
@@ -439,7 +474,7 @@ def run_serial(system, kind: np.ndarray, pre_ps: np.ndarray, back_ps: np.ndarray
         status = run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, d.state, d.ready.reshape(-1),
                            d.open_row, d.win_hist, system.issuer.channel_tick, system.mode, system.ref_issued,
                            system.counts, memo.slots, memo.meta, memo.keys, memo.data, memo.hot, memo.counter,
-                           system._key_buf,
+                           memo.trans, system._key_buf,
                            boundary_key, system._win_count, result_row, system._done, fbuf, system._flush_switches,
                            system._flush_ref_scratch, system._scratch, pend, cat, op_ps, phases, pim_counts, tot, seen,
                            e_counts, e_active)
