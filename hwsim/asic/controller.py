@@ -786,9 +786,7 @@ class _Encoding:
                 for p in ins.parts:
                     self.costs[p.cost] = self.costs.get(p.cost, 0) + 1
             return
-        self.kind[i] = 1 if ins.kind == "vmm" else 2
-        self.pre_ps[i] = ex.issue_ps + ex.link_lat_ps
-        self.back_ps[i] = ex.link_lat_ps if ins.kind == "vmm" else 0
+        self.kind[i], self.pre_ps[i], self.back_ps[i] = _pim_times(ins, ex)
         self.op[i] = self.pim_ops.setdefault(ins.op_id, len(self.pim_ops))
         self.payloads[i] = ins.payload
         self.sig[i], self.base[i], self.macs[i] = ex.pim.memo_key(ins.kind == "vmm", ins.payload)
@@ -816,12 +814,9 @@ class _Encoding:
                     self.costs[p.cost] = self.costs.get(p.cost, 0) + n
                 span_ps[j] = [ps for _, _, ps in spans]
                 continue
-            vmm = ins.kind == "vmm"
-            self.kind[pos] = 1 if vmm else 2
-            self.pre_ps[pos] = ex.issue_ps + ex.link_lat_ps
-            self.back_ps[pos] = ex.link_lat_ps if vmm else 0
+            self.kind[pos], self.pre_ps[pos], self.back_ps[pos] = _pim_times(ins, ex)
             self.op[pos] = lay.op_index[j]
-            sig, base, macs = ex.pim.memo_key(vmm, ins.payload)
+            sig, base, macs = ex.pim.memo_key(ins.kind == "vmm", ins.payload)
             self.sig[pos], self.macs[pos] = sig, macs
             self.base[pos] = base + lay.rows
         op_ps = self.op_ps
@@ -831,6 +826,13 @@ class _Encoding:
                 op_ps[op_id] = op_ps.get(op_id, 0) + ps
         self.pim_ops = dict(lay.pim_ops)
         self.payloads = _Payloads(self.payloads, ex.pim, prog, lay.payload_of)
+
+
+def _pim_times(ins: Instr, ex: "Executor") -> tuple[int, int, int]:
+    """(item kind, time before, time after its PIM work) of a PIM instruction in `run_serial`:
+    issue and the command path's latency before; a VMM's result return after."""
+    vmm = ins.kind == "vmm"
+    return (1 if vmm else 2), ex.issue_ps + ex.link_lat_ps, ex.link_lat_ps if vmm else 0
 
 
 class _AttentionLayout:

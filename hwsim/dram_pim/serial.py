@@ -144,6 +144,15 @@ def _key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channe
 
 
 @njit(cache=True)
+def _item_key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channel_tick, mode, start, base,
+              win_count, floor, out, sig):
+    """(length, hash) of an instruction's key at `start` written to `out` (`_key`)."""
+    n = _key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channel_tick, mode, start, base,
+             win_count, floor, out)
+    return n, key_hash(sig, out, n)
+
+
+@njit(cache=True)
 def _boundary_key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channel_tick, mode, s1, base,
                   win_count, prm, out, ref_issued, sb):
     """(length, hash) of the key of a boundary entry at boundary s1 written to `out`: the state's
@@ -203,7 +212,7 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
     A replay's end state is restored only when something needs the device state (a flush, a
     return to Python): until then the next key is taken from the entry's end state (`_key`), and
     the entry that key found is cached by (entry, signature, ticks and rows from the replay's start)
-    in `trans` (`memo.trans_slot`), so that a run of hits mostly skips the keys."""
+    in `trans` (`memo.trans_find`), so that a run of hits mostly skips the keys."""
     tck = prm[PR_TCK]
     nrefi = prm[PR_NREFI]
     ref_on = prm[PR_REF_ON] != 0
@@ -312,9 +321,8 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
             if v_e >= 0:
                 ts, e = trans_find(trans, v_e, sig[i], start - v_start, base[i] - v_base, -1)
             if e < 0:
-                n = _key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channel_tick, mode, start,
-                         base[i], win_count, prm[PR_FLOOR], key_buf)
-                h = key_hash(sig[i], key_buf, n)
+                n, h = _item_key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channel_tick, mode,
+                                 start, base[i], win_count, prm[PR_FLOOR], key_buf, sig[i])
                 e = find(slots, meta, keys, sig[i], key_buf, n, h)
                 if e >= 0 and ts >= 0:
                     trans_put(trans, ts, v_e, sig[i], start - v_start, base[i] - v_base, -1, e)
@@ -324,9 +332,8 @@ def run_items(kind, pre_ps, back_ps, sig, base, macs, op, ls, prm, lay, st, read
                 meta[e, M_STAMP] = counter[1]
                 ok = memo_valid(data[e], lay, start, ref_on, nrefi, prm[PR_MAX_POST], ref_issued, refresh_from)
             if not ok and n < 0:   # found through `trans`: Python needs the key
-                n = _key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channel_tick, mode, start,
-                         base[i], win_count, prm[PR_FLOOR], key_buf)
-                h = key_hash(sig[i], key_buf, n)
+                n, h = _item_key(v_e, v_start, v_base, data, hot, lay, ready, open_row, win_hist, channel_tick, mode,
+                                 start, base[i], win_count, prm[PR_FLOOR], key_buf, sig[i])
             if not ok:   # counted by Python (`PimSystem.time_missed`: a phase-interval replay is a hit)
                 v_e = _restore_entry(v_e, v_start, v_base, data, lay, ready, open_row, win_hist, channel_tick, mode)
                 ls[LS_ITEM], ls[LS_PHASE], ls[LS_NOW], ls[LS_TICK], ls[LS_REFRESH_FROM] = (i, PHASE_ACCOUNT, now, tick,
