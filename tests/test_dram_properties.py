@@ -1,5 +1,6 @@
 """Property tests on random request streams: nothing lost or duplicated, every request completes,
-the independent checker finds no violation, and the numba kernel equals its Python twin."""
+the independent checker finds no violation, the numba kernel equals its Python twin, and its
+schedule is that of a plain reference controller (tests/reference_scheduler.py)."""
 
 import json
 import os
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dram_streams import random_stream
+from reference_scheduler import reference_schedule
 from twin_run import traces
 
 from hwsim.dram_pim.commands import Cmd
@@ -73,3 +75,18 @@ def test_skipping_idle_decisions_changes_nothing(seed, n):
         assert np.array_equal(getattr(fast, k), getattr(ref, k)), k
     for k in ("tick", "cmd", "bank", "row", "column"):
         assert np.array_equal(getattr(fast.commands, k), getattr(ref.commands, k)), k
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 300))
+def test_kernel_schedules_as_the_plain_reference_controller(seed, n):
+    """The kernel's per-bank lists, hit counts, cached earliest ticks and skipped ticks must make
+    the decisions of a controller that scans every queued request in age order at every tick."""
+    spec, addrs, writes, arrive = random_stream(seed, n)
+    res = simulate(spec, addrs, writes, arrive, record=True)
+    accept, done, cls, log = reference_schedule(spec, addrs, writes, arrive)
+    assert np.array_equal(res.accept_tick, accept)
+    assert np.array_equal(res.done_tick, done)
+    assert np.array_equal(res.row_class, cls)
+    c = res.commands
+    assert list(zip(c.tick.tolist(), c.cmd.tolist(), c.bank.tolist(), c.row.tolist(), c.column.tolist())) == log

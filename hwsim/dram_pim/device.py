@@ -25,7 +25,7 @@ from hwsim.dram_pim.spec import DramSpec
 
 # Header slots.
 (H_NCMD, H_NNODES, H_NBANKS, H_W, H_WMAX, H_READY, H_ANC, H_OPEN, H_RAISE, H_WRULE, H_WHIST, H_META,
- H_CHANNELS, H_RANKS, H_BANKGROUPS, H_BANKS_PER_GROUP, H_BANKS_PER_RANK, H_BANKS_PER_CHANNEL) = range(18)
+ H_CHANNELS, H_RANKS, H_BANKGROUPS, H_BANKS_PER_GROUP, H_BANKS_PER_RANK, H_BANKS_PER_CHANNEL, H_BOUND) = range(19)
 HEADER = 24
 META_WIDTH = 5  # scope, need, row_effect, bus, is_refresh
 
@@ -69,6 +69,11 @@ class Device:
             H_WRULE: wrule.ravel(),
             H_WHIST: np.zeros(n_w * n_nodes * (2 + w_max), dtype=np.int64),
             H_META: meta_array().ravel(),
+            # The request scheduler's cache of earliest ticks (scheduler._cached): per (bank, command)
+            # a lower bound, then the channel's issue count when it was computed. Not device state:
+            # snapshot() leaves it out and the scheduler resets it at the start of every run.
+            H_BOUND: np.concatenate([np.zeros(n_banks * N_CMDS, dtype=np.int64),
+                                     np.full(n_banks * N_CMDS, -1, dtype=np.int64)]),
         }
         header = np.zeros(HEADER, dtype=np.int64)
         header[[H_NCMD, H_NNODES, H_NBANKS, H_W, H_WMAX]] = N_CMDS, n_nodes, n_banks, n_w, w_max

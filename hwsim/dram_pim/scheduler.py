@@ -11,6 +11,13 @@ for it; (2) refresh (PREA, then REFab) when due, which blocks (3) the read or wr
 oldest ready command whatever it is (`ready_oldest`, Ramulator 2's FRFCFS), or only the oldest
 request (`fcfs`). A precharge
 that would close a row an activated request is waiting for is never issued.
+
+A decision does not scan the queues. Requests not yet activated also sit in per-bank lists (age
+order, with a count of those that hit the open row, and a per-channel total of the counts), so
+step (3) times at most the oldest hit and the oldest other request of each bank, and skips the
+hit pass when the channel has none; activated requests sit in a per-channel list for step (1);
+earliest ticks are cached per (bank, command) as lower bounds (`_cached`). The decisions made
+are those of a scan of every queued request in age order (docs/performance.md §3.1).
 """
 
 from __future__ import annotations
@@ -20,9 +27,9 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from hwsim.dram_pim.commands import N_CMDS, Cmd
-from hwsim.dram_pim.device import (H_BANKS_PER_RANK, H_CHANNELS, H_NBANKS, H_OPEN, H_RANKS, bank_state_ok,
-                                   earliest, issue)
+from hwsim.dram_pim.commands import N_CMDS, ROW_KEEP, Cmd
+from hwsim.dram_pim.device import (H_BANKS_PER_CHANNEL, H_BANKS_PER_RANK, H_BOUND, H_CHANNELS, H_META, H_NBANKS,
+                                   H_OPEN, H_RANKS, META_WIDTH, bank_state_ok, earliest, issue)
 from hwsim.dram_pim.refresh import due_refresh
 
 # cfg indices
@@ -45,30 +52,98 @@ AFTER_CMDS = np.array([ACT, RD, WR], dtype=np.int64)   # a bank's next command: 
 
 
 @njit(cache=True, inline="always")
-def _pend(pend, n_pend, seen, stamp, bank, c):
-    """Note (bank, command c) as one to re-time after this decision's issue (once per decision:
-    `seen` holds the decision's `stamp` for pairs already noted); returns the new count."""
+def _pend(pend, n_pend, stamp, bank, c):
+    """Note (bank, command c) as one to re-time after this decision's issue, once per decision;
+    returns the new count. `pend` (one array: see _cached) holds per (bank, command) the `stamp` of
+    the last decision that noted it, and the noted (bank, command) pairs from its end backwards."""
     k = bank * N_CMDS + c
-    if seen[k] == stamp:
+    if pend[k] == stamp:
         return n_pend
-    seen[k] = stamp
-    pend[n_pend, 0] = bank
-    pend[n_pend, 1] = c
+    pend[k] = stamp
+    p = pend.shape[0] - 2 * (n_pend + 1)  # pairs fill the array from its end
+    pend[p] = bank
+    pend[p + 1] = c
     return n_pend + 1
 
 
-@njit(cache=True)
-def _remove(q, qlen, ch, pos):
-    for k in range(pos, qlen[ch] - 1):
-        q[ch, k] = q[ch, k + 1]
-    qlen[ch] -= 1
+@njit(cache=True, inline="always")
+def _cached(st, issued, bank, c, lim):
+    """The cached lower bound on `earliest(st, c, bank)` if it is exact or at least `lim`, else -1
+    (then `_computed` gives it).
+
+    Issuing only raises ready ticks (window rules too: a newer issue replaces the oldest in the
+    ring), so a value computed earlier stays a lower bound for the rest of the run; it is exact
+    while its channel has issued nothing since (the cache holds that channel's issue count,
+    `issued`, beside each value). A caller passes as `lim` the smallest tick it has found so far
+    (a decision's next tick, > t): a bound at or above it cannot be the one that counts.
+
+    The cache lives in the device-state array, and the lookup is split from the computation:
+    numba's inlined helpers that take more than one array, or wrap a loop in branches, pay atomic
+    reference counting on every call, which cost more than the lookups save."""
+    k = st[H_BOUND] + bank * N_CMDS + c
+    e = st[k]
+    if e >= lim or st[k + st[H_NBANKS] * N_CMDS] == issued:
+        return e
+    return -1
 
 
-@njit(cache=True)
-def _has_other_hit(q, qlen, ch, skip, bank, row, req_bank, req_row):
-    for k in range(qlen[ch]):
-        j = q[ch, k]
-        if j != skip and req_bank[j] == bank and req_row[j] == row:
+@njit(cache=True, inline="always")
+def _computed(st, issued, bank, c):
+    """`earliest(st, c, bank)`, kept in the cache for `_cached`."""
+    e = earliest(st, c, bank)
+    k = st[H_BOUND] + bank * N_CMDS + c
+    st[k] = e
+    st[k + st[H_NBANKS] * N_CMDS] = issued
+    return e
+
+
+# Per-bank candidate lists, all in one flat array `bl` (one array: see _cached). For queue w
+# (read 0, write 1) and bank b the list starts at base = (w * n_banks + b) * stride: its length,
+# how many of its requests hit the bank's open row, then (request, row) pairs in age order: the
+# queue's requests to the bank whose ACT has not issued. After the lists, per (w, channel), the
+# sum of those hit counts (`tot`, an index into `bl`).
+@njit(cache=True, inline="always")
+def _list_append(bl, base, tot, i, row, open_row):
+    n = bl[base]
+    bl[base + 2 + 2 * n] = i
+    bl[base + 3 + 2 * n] = row
+    bl[base] = n + 1
+    if row == open_row:
+        bl[base + 1] += 1
+        bl[tot] += 1
+
+
+@njit(cache=True, inline="always")
+def _list_drop(bl, base, tot, i, open_row):
+    n = bl[base]
+    k = 0
+    while bl[base + 2 + 2 * k] != i:
+        k += 1
+    if bl[base + 3 + 2 * k] == open_row:
+        bl[base + 1] -= 1
+        bl[tot] -= 1
+    for m in range(base + 2 + 2 * k, base + 2 * n):
+        bl[m] = bl[m + 2]
+    bl[base] = n - 1
+
+
+@njit(cache=True, inline="always")
+def _list_recount(bl, base, tot, open_row):
+    """Recount the list's hits after its bank's open row changed."""
+    h = 0
+    if open_row != -1:
+        for k in range(bl[base]):
+            if bl[base + 3 + 2 * k] == open_row:
+                h += 1
+    bl[tot] += h - bl[base + 1]
+    bl[base + 1] = h
+
+
+@njit(cache=True, inline="always")
+def _list_has_row(bl, base, row, skip):
+    """Whether a request other than `skip` in the list waits for `row`."""
+    for k in range(bl[base]):
+        if bl[base + 3 + 2 * k] == row and bl[base + 2 + 2 * k] != skip:
             return True
     return False
 
@@ -77,10 +152,8 @@ class RequestState(NamedTuple):
     """The controller's working arrays, allocated in Python (each numpy allocation inside the kernel
     is a numba overload compiled on a cold start, about 0.3-0.5 s apiece)."""
 
-    rq: np.ndarray           # [channel, slot] request index, read queue (age order)
-    wq: np.ndarray           # [channel, slot] write queue
-    rq_len: np.ndarray       # per channel
-    wq_len: np.ndarray
+    queue: np.ndarray        # [read 0 / write 1, channel, slot]: request indices in age order
+    queue_len: np.ndarray    # [read 0 / write 1, channel]
     write_mode: np.ndarray   # per channel, bool
     next_ref: np.ndarray     # per rank: tick the next refresh falls due
     req_accept: np.ndarray   # per request: tick it entered its queue (-1: not yet)
@@ -89,23 +162,27 @@ class RequestState(NamedTuple):
     activated: np.ndarray    # per request, bool: its ACT issued, column command pending
     n_activated: np.ndarray  # per bank: requests awaiting their column command
     q_activated: np.ndarray  # [read 0 / write 1, channel]: the same, per queue
+    act_list: np.ndarray     # [read 0 / write 1, channel, k]: those requests, in age order
     counts: np.ndarray       # per command: how many issued
-    pend: np.ndarray         # [k, (bank, command)]: pairs to re-time after a decision's issue
-    pend_seen: np.ndarray    # per (bank * N_CMDS + command): the decision stamp that noted it
+    pend: np.ndarray         # (bank, command) pairs to re-time after a decision's issue (see _pend)
+    bank_lists: np.ndarray   # the per-bank candidate lists (see _list_append), flat
+    n_issued: np.ndarray     # per channel: commands issued so far
 
 
 def request_state(st: np.ndarray, n: int, cfg: np.ndarray) -> RequestState:
     """Fresh working arrays for `n` requests on device state `st` with config `cfg`."""
     n_ch, ranks, n_banks = int(st[H_CHANNELS]), int(st[H_RANKS]), int(st[H_NBANKS])
+    cap = max(int(cfg[C_RQ]), int(cfg[C_WQ]))
     return RequestState(
-        rq=np.zeros((n_ch, cfg[C_RQ]), dtype=np.int64), wq=np.zeros((n_ch, cfg[C_WQ]), dtype=np.int64),
-        rq_len=np.zeros(n_ch, dtype=np.int64), wq_len=np.zeros(n_ch, dtype=np.int64),
+        queue=np.zeros((2, n_ch, cap), dtype=np.int64), queue_len=np.zeros((2, n_ch), dtype=np.int64),
         write_mode=np.zeros(n_ch, dtype=np.bool_), next_ref=np.full(n_ch * ranks, cfg[C_NREFI], dtype=np.int64),
         req_accept=np.full(n, -1, dtype=np.int64), req_done=np.full(n, -1, dtype=np.int64),
         req_class=np.full(n, -1, dtype=np.int8), activated=np.zeros(n, dtype=np.bool_),
         n_activated=np.zeros(n_banks, dtype=np.int64), q_activated=np.zeros((2, n_ch), dtype=np.int64),
-        counts=np.zeros(16, dtype=np.int64), pend=np.zeros((cfg[C_RQ] + cfg[C_WQ], 2), dtype=np.int64),
-        pend_seen=np.full(n_banks * N_CMDS, -1, dtype=np.int64))
+        act_list=np.zeros((2, n_ch, cap), dtype=np.int64), counts=np.zeros(16, dtype=np.int64),
+        pend=np.full(n_banks * N_CMDS + 4 * (cfg[C_RQ] + cfg[C_WQ]), -1, dtype=np.int64),
+        bank_lists=np.zeros(2 * n_banks * (2 + 2 * cap) + 2 * n_ch, dtype=np.int64),
+        n_issued=np.zeros(n_ch, dtype=np.int64))
 
 
 @njit(cache=True)
@@ -121,11 +198,17 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
     bpr = st[H_BANKS_PER_RANK]
     ranks = st[H_RANKS]
     rq_cap, wq_cap = cfg[C_RQ], cfg[C_WQ]
-    rq, wq, rq_len, wq_len, write_mode, next_ref = (work.rq, work.wq, work.rq_len, work.wq_len, work.write_mode,
-                                                    work.next_ref)
+    qs, qn, write_mode, next_ref = work.queue, work.queue_len, work.write_mode, work.next_ref
     req_accept, req_done, req_class, activated, n_activated, counts = (
         work.req_accept, work.req_done, work.req_class, work.activated, work.n_activated, work.counts)
-    q_activated, pend, pend_seen = work.q_activated, work.pend, work.pend_seen
+    q_activated, act_list, pend = work.q_activated, work.act_list, work.pend
+    bl, n_issued = work.bank_lists, work.n_issued
+    bpc = st[H_BANKS_PER_CHANNEL]
+    n_banks = st[H_NBANKS]
+    stride = 2 + 2 * max(rq_cap, wq_cap)  # one bank's list in `bl`
+    tot0 = 2 * n_banks * stride          # the hit totals in `bl`
+    for k in range(st[H_BOUND], st[H_BOUND] + 2 * n_banks * N_CMDS):  # no cached bound holds yet
+        st[k] = 0 if k < st[H_BOUND] + n_banks * N_CMDS else -1
     stamp = np.int64(0)
     log_cap = log_tick.shape[0]
     n_log = 0
@@ -156,7 +239,8 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 if req_avail[i] > avail:
                     avail = req_avail[i]
             ch = req_channel[i]
-            full = wq_len[ch] >= wq_cap if req_write[i] else rq_len[ch] >= rq_cap
+            w = 1 if req_write[i] else 0
+            full = qn[w, ch] >= (wq_cap if w else rq_cap)
             if avail > t:
                 # A full queue frees only when a request completes, and every issue that completes
                 # one is followed by a decision at the next tick: no wake-up is needed for it.
@@ -165,12 +249,10 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 break
             if full:
                 break
-            if req_write[i]:
-                wq[ch, wq_len[ch]] = i
-                wq_len[ch] += 1
-            else:
-                rq[ch, rq_len[ch]] = i
-                rq_len[ch] += 1
+            qs[w, ch, qn[w, ch]] = i
+            qn[w, ch] += 1
+            _list_append(bl, (w * n_banks + req_bank[i]) * stride, tot0 + w * n_ch + ch, i, req_row[i],
+                         open_row[req_bank[i]])
             req_accept[i] = t
             last_accept = t
             next_req += 1
@@ -187,23 +269,16 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
             # (bank, command) of requests that were ready, or were not evaluated: `pend[:n_pend]`.
             n_pend = 0
             stamp += 1
-            cut_short = False
             # (1) column commands of activated requests, oldest first.
             for which in range(2):
-                q = rq if which == 0 else wq
-                qlen = rq_len if which == 0 else wq_len
-                left = q_activated[which, ch]  # stop the scan once every activated request is seen
-                for k in range(qlen[ch]):
-                    if left == 0:
-                        break
-                    i = q[ch, k]
-                    if not activated[i]:
-                        continue
-                    left -= 1
-                    c = WR if req_write[i] else RD
-                    e = earliest(st, c, req_bank[i])
+                for k in range(q_activated[which, ch]):
+                    i = act_list[which, ch, k]
+                    c = WR if which else RD
+                    e = _cached(st, n_issued[ch], req_bank[i], c, next_t)
+                    if e < 0:
+                        e = _computed(st, n_issued[ch], req_bank[i], c)
                     if e <= t:
-                        n_pend = _pend(pend, n_pend, pend_seen, stamp, req_bank[i], c)
+                        n_pend = _pend(pend, n_pend, stamp, req_bank[i], c)
                         if sel == -1 or i < sel:
                             sel, sel_cmd, sel_bank = i, c, req_bank[i]
                     elif e < next_t:
@@ -211,57 +286,104 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
             refresh_blocks = False
             if sel == -1 and cfg[C_REFRESH]:
                 # (2) refresh: PREA while any bank is open, then REFab.
-                c, b, refresh_blocks, e = due_refresh(st, open_row, n_activated, next_ref, ch, ranks, bpr, t,
-                                                      cfg[C_NREFI])
-                if c != -1:
-                    sel, sel_cmd, sel_bank = -2, c, b
-                next_t = min(next_t, e)
+                due_at = INF
+                for r in range(ch * ranks, ch * ranks + ranks):
+                    due_at = min(due_at, next_ref[r])
+                if t < due_at:  # nothing due: what due_refresh would find, without its 4-array call
+                    next_t = min(next_t, due_at)
+                else:
+                    c, b, refresh_blocks, e = due_refresh(st, open_row, n_activated, next_ref, ch, ranks, bpr, t,
+                                                          cfg[C_NREFI])
+                    if c != -1:
+                        sel, sel_cmd, sel_bank = -2, c, b
+                    next_t = min(next_t, e)
             if sel == -1 and not refresh_blocks:
                 # (3) FR-FCFS over the read or the write queue.
                 if not write_mode[ch]:
-                    if wq_len[ch] > hi * wq_cap or rq_len[ch] == 0:
+                    if qn[1, ch] > hi * wq_cap or qn[0, ch] == 0:
                         write_mode[ch] = True
-                elif wq_len[ch] < lo * wq_cap and rq_len[ch] != 0:
+                elif qn[1, ch] < lo * wq_cap and qn[0, ch] != 0:
                     write_mode[ch] = False
-                q = wq if write_mode[ch] else rq
-                qlen = wq_len if write_mode[ch] else rq_len
-                sel_hit = False
-                last_bank, last_c, last_e = -1, -1, 0  # reuse earliest() for runs of one bank and command
-                limit = min(qlen[ch], 1) if cfg[C_FCFS] == SCHED_FCFS else qlen[ch]
-                for k in range(limit):
-                    i = q[ch, k]
-                    if activated[i]:
-                        continue
-                    bank = req_bank[i]
-                    if open_row[bank] == req_row[i]:
-                        c = WR if req_write[i] else RD
-                    elif sel != -1:
-                        # An older ready command is chosen; only a ready hit could beat this one.
-                        if open_row[bank] == -1:
-                            n_pend = _pend(pend, n_pend, pend_seen, stamp, bank, ACT)
-                        elif n_activated[bank] == 0:
-                            n_pend = _pend(pend, n_pend, pend_seen, stamp, bank, PRE)
-                        continue
-                    elif open_row[bank] == -1:
-                        c = ACT
-                    else:
-                        c = PRE
-                        if n_activated[bank] > 0:
+                w = 1 if write_mode[ch] else 0
+                issued = n_issued[ch]
+                if cfg[C_FCFS] == SCHED_FCFS:
+                    # Only the oldest request may issue.
+                    if qn[w, ch] > 0:
+                        i = qs[w, ch, 0]
+                        bank = req_bank[i]
+                        c = -1  # none once its ACT has issued (step 1 serves it) or while a PRE is barred
+                        if not activated[i]:
+                            if open_row[bank] == req_row[i]:
+                                c = WR if w else RD
+                            elif open_row[bank] == -1:
+                                c = ACT
+                            elif n_activated[bank] == 0:
+                                c = PRE
+                        if c != -1:
+                            e = _cached(st, issued, bank, c, next_t)
+                            if e < 0:
+                                e = _computed(st, issued, bank, c)
+                            if e <= t:
+                                n_pend = _pend(pend, n_pend, stamp, bank, c)
+                                sel, sel_cmd, sel_bank = i, c, bank
+                            elif e < next_t:
+                                next_t = e
+                else:
+                    # Every queued request to a bank that is not activated needs the same command
+                    # (its column command if it hits the open row, else ACT or PRE), so the oldest
+                    # hit and the oldest other request of each bank are the only candidates.
+                    # (a) The oldest ready row hit.
+                    c = WR if w else RD
+                    hits = bl[tot0 + w * n_ch + ch] > 0  # any queued hit in the channel
+                    for bank in range(ch * bpc, ch * bpc + bpc if hits else ch * bpc):
+                        base = (w * n_banks + bank) * stride
+                        if bl[base + 1] == 0:
                             continue
-                    if bank != last_bank or c != last_c:
-                        last_bank, last_c, last_e = bank, c, earliest(st, c, bank)
-                    e = last_e
-                    if e > t:
-                        if e < next_t:
-                            next_t = e
-                        continue
-                    is_hit = c == RD or c == WR
-                    n_pend = _pend(pend, n_pend, pend_seen, stamp, bank, c)
-                    if sel == -1 or (is_hit and not sel_hit):
-                        sel, sel_cmd, sel_bank, sel_hit = i, c, bank, is_hit
-                        if is_hit or cfg[C_FCFS] == SCHED_READY_OLDEST:
-                            cut_short = k < limit - 1
-                            break  # the oldest ready hit (or, ready_oldest: the oldest ready): nothing ranks higher
+                        row = open_row[bank]
+                        for k in range(bl[base]):
+                            if bl[base + 3 + 2 * k] == row:
+                                i = bl[base + 2 + 2 * k]
+                                if sel != -1 and i > sel:
+                                    # An older ready hit is chosen already: not evaluated.
+                                    n_pend = _pend(pend, n_pend, stamp, bank, c)
+                                    break
+                                e = _cached(st, issued, bank, c, next_t)
+                                if e < 0:
+                                    e = _computed(st, issued, bank, c)
+                                if e <= t:
+                                    n_pend = _pend(pend, n_pend, stamp, bank, c)
+                                    sel, sel_cmd, sel_bank = i, c, bank
+                                elif e < next_t:
+                                    next_t = e
+                                break
+                    # (b) Failing a ready hit (ready_oldest: in any case), the oldest ready ACT or
+                    # PRE; a PRE that would close a row an activated request waits for is never
+                    # chosen.
+                    if sel == -1 or cfg[C_FCFS] == SCHED_READY_OLDEST:
+                        for bank in range(ch * bpc, ch * bpc + bpc):
+                            base = (w * n_banks + bank) * stride
+                            if bl[base] == 0:
+                                continue
+                            row = open_row[bank]
+                            i = -1
+                            if row == -1:
+                                c, i = ACT, bl[base + 2]
+                            elif n_activated[bank] == 0 and bl[base + 1] < bl[base]:
+                                for k in range(bl[base]):
+                                    if bl[base + 3 + 2 * k] != row:
+                                        c, i = PRE, bl[base + 2 + 2 * k]
+                                        break
+                            if i == -1:
+                                continue
+                            e = _cached(st, issued, bank, c, next_t)
+                            if e < 0:
+                                e = _computed(st, issued, bank, c)
+                            if e <= t:
+                                n_pend = _pend(pend, n_pend, stamp, bank, c)
+                                if sel == -1 or i < sel:
+                                    sel, sel_cmd, sel_bank = i, c, bank
+                            elif e < next_t:
+                                next_t = e
             if sel == -1:
                 continue
             # Issue the chosen command.
@@ -274,15 +396,25 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     # request whose ACT was issued for it (that one's column command is still due).
                     auto = n_activated[sel_bank] - (1 if activated[sel] else 0) == 0
                 else:
-                    auto = not (_has_other_hit(rq, rq_len, ch, sel, sel_bank, row, req_bank, req_row)
-                                or _has_other_hit(wq, wq_len, ch, sel, sel_bank, row, req_bank, req_row))
+                    # Another request for the row: an activated one (its row is open: this one) or
+                    # one in either queue's list of the bank.
+                    auto = not (n_activated[sel_bank] - (1 if activated[sel] else 0) > 0
+                                or _list_has_row(bl, sel_bank * stride, row, sel)
+                                or _list_has_row(bl, (n_banks + sel_bank) * stride, row, sel))
                 if auto:
                     c = RDA if c == RD else WRA
             if not bank_state_ok(st, c, sel_bank, row):
                 status = 2
                 return req_accept, req_done, req_class, counts, n_log, status
             issue(st, c, sel_bank, row, t)
+            n_issued[ch] += 1
             issued_any = True
+            meta = st[H_META] + c * META_WIDTH
+            if st[meta + 2] != ROW_KEEP:  # rows opened or closed: recount the hits of the banks' lists
+                b_first = sel_bank - sel_bank % bpr if st[meta] != 0 else sel_bank
+                for b in range(b_first, b_first + (bpr if st[meta] != 0 else 1)):
+                    for which in range(2):
+                        _list_recount(bl, (which * n_banks + b) * stride, tot0 + which * n_ch + ch, open_row[b])
             # May the decision at t + 1 be skipped? Issuing only raises ready ticks, so every earliest
             # tick computed above is still a lower bound, except for requests to the bank just used
             # (their command may change) and those that were ready or not evaluated. An ACT or PRE
@@ -293,11 +425,13 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
             # command: ACT after a PRE; after an ACT, the activated request's RD or WR, or either if
             # another queued request hits the new row (a PRE would close the row an activated
             # request waits for, and is never chosen).
-            may_skip = sel >= 0 and (c == ACT or c == PRE) and not cut_short
+            may_skip = sel >= 0 and (c == ACT or c == PRE)
             if may_skip:
-                for p in range(n_pend):
-                    if pend[p, 0] != sel_bank:
-                        e = earliest(st, pend[p, 1], pend[p, 0])
+                for p in range(pend.shape[0] - 2 * n_pend, pend.shape[0], 2):
+                    if pend[p] != sel_bank:
+                        e = _cached(st, n_issued[ch], pend[p], pend[p + 1], skip_to)
+                        if e < 0:
+                            e = _computed(st, n_issued[ch], pend[p], pend[p + 1])
                         if e < skip_to:
                             skip_to = e
                 if c == PRE:
@@ -307,11 +441,12 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     # in the other queue adds the other column command.
                     after_lo = 2 if req_write[sel] else 1
                     after_hi = after_lo + 1
-                    if (_has_other_hit(rq, rq_len, ch, sel, sel_bank, row, req_bank, req_row) if req_write[sel]
-                            else _has_other_hit(wq, wq_len, ch, sel, sel_bank, row, req_bank, req_row)):
+                    if _list_has_row(bl, ((0 if req_write[sel] else 1) * n_banks + sel_bank) * stride, row, sel):
                         after_lo, after_hi = 1, 3
                 for cc in range(after_lo, after_hi):
-                    e = earliest(st, AFTER_CMDS[cc], sel_bank)
+                    e = _cached(st, n_issued[ch], sel_bank, AFTER_CMDS[cc], skip_to)
+                    if e < 0:
+                        e = _computed(st, n_issued[ch], sel_bank, AFTER_CMDS[cc])
                     if e < skip_to:
                         skip_to = e
             else:
@@ -329,23 +464,38 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
             if sel >= 0:
                 if req_class[sel] < 0:
                     req_class[sel] = HIT if (c != ACT and c != PRE) else (MISS if c == ACT else CONFLICT)
+                w = 1 if req_write[sel] else 0
                 if c == ACT:
+                    _list_drop(bl, (w * n_banks + sel_bank) * stride, tot0 + w * n_ch + ch, sel, open_row[sel_bank])
                     activated[sel] = True
                     n_activated[sel_bank] += 1
-                    q_activated[1 if req_write[sel] else 0, ch] += 1
+                    # Into the channel's list of activated requests, in age (= index) order.
+                    k = q_activated[w, ch]
+                    while k > 0 and act_list[w, ch, k - 1] > sel:
+                        act_list[w, ch, k] = act_list[w, ch, k - 1]
+                        k -= 1
+                    act_list[w, ch, k] = sel
+                    q_activated[w, ch] += 1
                 elif c != PRE:
                     if activated[sel]:
                         activated[sel] = False
                         n_activated[sel_bank] -= 1
-                        q_activated[1 if req_write[sel] else 0, ch] -= 1
+                        k = 0
+                        while act_list[w, ch, k] != sel:
+                            k += 1
+                        for m in range(k, q_activated[w, ch] - 1):
+                            act_list[w, ch, m] = act_list[w, ch, m + 1]
+                        q_activated[w, ch] -= 1
+                    else:
+                        _list_drop(bl, (w * n_banks + sel_bank) * stride, tot0 + w * n_ch + ch, sel, open_row[sel_bank])
                     req_done[sel] = t + (cfg[C_WR_LAT] if req_write[sel] else cfg[C_RD_LAT])
                     done += 1
-                    q = wq if req_write[sel] else rq
-                    qlen = wq_len if req_write[sel] else rq_len
-                    for k in range(qlen[ch]):
-                        if q[ch, k] == sel:
-                            _remove(q, qlen, ch, k)
-                            break
+                    k = 0
+                    while qs[w, ch, k] != sel:
+                        k += 1
+                    for m in range(k, qn[w, ch] - 1):
+                        qs[w, ch, m] = qs[w, ch, m + 1]
+                    qn[w, ch] -= 1
         if issued_any:
             t = t + 1 if step else max(t + 1, min(next_t, skip_to))
         elif next_t >= INF:
