@@ -97,53 +97,54 @@ def _computed(st, issued, bank, c):
     return e
 
 
-# Per-bank candidate lists, all in one flat array `bl` (one array: see _cached). For queue w
-# (read 0, write 1) and bank b the list starts at base = (w * n_banks + b) * stride: its length,
-# how many of its requests hit the bank's open row, then (request, row) pairs in age order: the
-# queue's requests to the bank whose ACT has not issued. After the lists, per (w, channel), the
-# sum of those hit counts (`tot`, an index into `bl`).
+# Per-bank candidate lists, all in one flat array `bl` (one array: see _cached). List L = w *
+# n_banks + b holds the requests of queue w (read 0, write 1) to bank b whose ACT has not issued:
+# its header at h = 2 L (length, then how many of them hit the bank's open row; the headers of
+# all lists are together, so a pass over the banks reads few cache lines), its (request, row)
+# pairs in age order from e = ent0 + L * 2 cap. After the entries, per (w, channel), the sum of
+# the lists' hit counts (`tot`, an index into `bl`).
 @njit(cache=True, inline="always")
-def _list_append(bl, base, tot, i, row, open_row):
-    n = bl[base]
-    bl[base + 2 + 2 * n] = i
-    bl[base + 3 + 2 * n] = row
-    bl[base] = n + 1
+def _list_append(bl, h, e, tot, i, row, open_row):
+    n = bl[h]
+    bl[e + 2 * n] = i
+    bl[e + 2 * n + 1] = row
+    bl[h] = n + 1
     if row == open_row:
-        bl[base + 1] += 1
+        bl[h + 1] += 1
         bl[tot] += 1
 
 
 @njit(cache=True, inline="always")
-def _list_drop(bl, base, tot, i, open_row):
-    n = bl[base]
+def _list_drop(bl, h, e, tot, i, open_row):
+    n = bl[h]
     k = 0
-    while bl[base + 2 + 2 * k] != i:
+    while bl[e + 2 * k] != i:
         k += 1
-    if bl[base + 3 + 2 * k] == open_row:
-        bl[base + 1] -= 1
+    if bl[e + 2 * k + 1] == open_row:
+        bl[h + 1] -= 1
         bl[tot] -= 1
-    for m in range(base + 2 + 2 * k, base + 2 * n):
+    for m in range(e + 2 * k, e + 2 * n - 2):
         bl[m] = bl[m + 2]
-    bl[base] = n - 1
+    bl[h] = n - 1
 
 
 @njit(cache=True, inline="always")
-def _list_recount(bl, base, tot, open_row):
+def _list_recount(bl, h, e, tot, open_row):
     """Recount the list's hits after its bank's open row changed."""
-    h = 0
+    hits = 0
     if open_row != -1:
-        for k in range(bl[base]):
-            if bl[base + 3 + 2 * k] == open_row:
-                h += 1
-    bl[tot] += h - bl[base + 1]
-    bl[base + 1] = h
+        for k in range(bl[h]):
+            if bl[e + 2 * k + 1] == open_row:
+                hits += 1
+    bl[tot] += hits - bl[h + 1]
+    bl[h + 1] = hits
 
 
 @njit(cache=True, inline="always")
-def _list_has_row(bl, base, row, skip):
+def _list_has_row(bl, h, e, row, skip):
     """Whether a request other than `skip` in the list waits for `row`."""
-    for k in range(bl[base]):
-        if bl[base + 3 + 2 * k] == row and bl[base + 2 + 2 * k] != skip:
+    for k in range(bl[h]):
+        if bl[e + 2 * k + 1] == row and bl[e + 2 * k] != skip:
             return True
     return False
 
@@ -205,8 +206,9 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
     bl, n_issued = work.bank_lists, work.n_issued
     bpc = st[H_BANKS_PER_CHANNEL]
     n_banks = st[H_NBANKS]
-    stride = 2 + 2 * max(rq_cap, wq_cap)  # one bank's list in `bl`
-    tot0 = 2 * n_banks * stride          # the hit totals in `bl`
+    es = 2 * max(rq_cap, wq_cap)   # one list's entries in `bl` (see _list_append)
+    ent0 = 4 * n_banks             # the first list's entries
+    tot0 = ent0 + 2 * n_banks * es  # the hit totals
     for k in range(st[H_BOUND], st[H_BOUND] + 2 * n_banks * N_CMDS):  # no cached bound holds yet
         st[k] = 0 if k < st[H_BOUND] + n_banks * N_CMDS else -1
     stamp = np.int64(0)
@@ -228,19 +230,25 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
         fe, mem = cfg[C_FE_RATIO], cfg[C_MEM_RATIO]
         while next_req < n:
             i = next_req
+            ch = req_channel[i]
+            w = 1 if req_write[i] else 0
+            full = qn[w, ch] >= (wq_cap if w else rq_cap)
+            if full and not cfg[C_EXHAUSTIVE]:
+                break  # (the offered front end's slot is brought up to date at the next try)
             if cfg[C_OFFERED]:
-                if t > 0:
-                    first = ((t - 1) * fe) // mem + 1  # the first slot falling on tick t or later
-                    if first > slot:
-                        slot = first
-                avail = (slot * mem + fe - 1) // fe
+                if fe == mem:  # one slot per tick: the divisions below reduce to these
+                    slot = max(slot, t)
+                    avail = slot
+                else:
+                    if t > 0:
+                        first = ((t - 1) * fe) // mem + 1  # the first slot falling on tick t or later
+                        if first > slot:
+                            slot = first
+                    avail = (slot * mem + fe - 1) // fe
             else:
                 avail = last_accept + 1
                 if req_avail[i] > avail:
                     avail = req_avail[i]
-            ch = req_channel[i]
-            w = 1 if req_write[i] else 0
-            full = qn[w, ch] >= (wq_cap if w else rq_cap)
             if avail > t:
                 # A full queue frees only when a request completes, and every issue that completes
                 # one is followed by a decision at the next tick: no wake-up is needed for it.
@@ -251,8 +259,8 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 break
             qs[w, ch, qn[w, ch]] = i
             qn[w, ch] += 1
-            _list_append(bl, (w * n_banks + req_bank[i]) * stride, tot0 + w * n_ch + ch, i, req_row[i],
-                         open_row[req_bank[i]])
+            L = w * n_banks + req_bank[i]
+            _list_append(bl, 2 * L, ent0 + L * es, tot0 + w * n_ch + ch, i, req_row[i], open_row[req_bank[i]])
             req_accept[i] = t
             last_accept = t
             next_req += 1
@@ -336,13 +344,14 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     c = WR if w else RD
                     hits = bl[tot0 + w * n_ch + ch] > 0  # any queued hit in the channel
                     for bank in range(ch * bpc, ch * bpc + bpc if hits else ch * bpc):
-                        base = (w * n_banks + bank) * stride
-                        if bl[base + 1] == 0:
+                        L = w * n_banks + bank
+                        if bl[2 * L + 1] == 0:
                             continue
                         row = open_row[bank]
-                        for k in range(bl[base]):
-                            if bl[base + 3 + 2 * k] == row:
-                                i = bl[base + 2 + 2 * k]
+                        e0 = ent0 + L * es
+                        for k in range(bl[2 * L]):
+                            if bl[e0 + 2 * k + 1] == row:
+                                i = bl[e0 + 2 * k]
                                 if sel != -1 and i > sel:
                                     # An older ready hit is chosen already: not evaluated.
                                     n_pend = _pend(pend, n_pend, stamp, bank, c)
@@ -361,17 +370,18 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     # chosen.
                     if sel == -1 or cfg[C_FCFS] == SCHED_READY_OLDEST:
                         for bank in range(ch * bpc, ch * bpc + bpc):
-                            base = (w * n_banks + bank) * stride
-                            if bl[base] == 0:
+                            L = w * n_banks + bank
+                            if bl[2 * L] == 0:
                                 continue
                             row = open_row[bank]
+                            e0 = ent0 + L * es
                             i = -1
                             if row == -1:
-                                c, i = ACT, bl[base + 2]
-                            elif n_activated[bank] == 0 and bl[base + 1] < bl[base]:
-                                for k in range(bl[base]):
-                                    if bl[base + 3 + 2 * k] != row:
-                                        c, i = PRE, bl[base + 2 + 2 * k]
+                                c, i = ACT, bl[e0]
+                            elif n_activated[bank] == 0 and bl[2 * L + 1] < bl[2 * L]:
+                                for k in range(bl[2 * L]):
+                                    if bl[e0 + 2 * k + 1] != row:
+                                        c, i = PRE, bl[e0 + 2 * k]
                                         break
                             if i == -1:
                                 continue
@@ -398,9 +408,10 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 else:
                     # Another request for the row: an activated one (its row is open: this one) or
                     # one in either queue's list of the bank.
+                    L = n_banks + sel_bank
                     auto = not (n_activated[sel_bank] - (1 if activated[sel] else 0) > 0
-                                or _list_has_row(bl, sel_bank * stride, row, sel)
-                                or _list_has_row(bl, (n_banks + sel_bank) * stride, row, sel))
+                                or _list_has_row(bl, 2 * sel_bank, ent0 + sel_bank * es, row, sel)
+                                or _list_has_row(bl, 2 * L, ent0 + L * es, row, sel))
                 if auto:
                     c = RDA if c == RD else WRA
             if not bank_state_ok(st, c, sel_bank, row):
@@ -414,7 +425,8 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 b_first = sel_bank - sel_bank % bpr if st[meta] != 0 else sel_bank
                 for b in range(b_first, b_first + (bpr if st[meta] != 0 else 1)):
                     for which in range(2):
-                        _list_recount(bl, (which * n_banks + b) * stride, tot0 + which * n_ch + ch, open_row[b])
+                        L = which * n_banks + b
+                        _list_recount(bl, 2 * L, ent0 + L * es, tot0 + which * n_ch + ch, open_row[b])
             # May the decision at t + 1 be skipped? Issuing only raises ready ticks, so every earliest
             # tick computed above is still a lower bound, except for requests to the bank just used
             # (their command may change) and those that were ready or not evaluated. An ACT or PRE
@@ -441,7 +453,8 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     # in the other queue adds the other column command.
                     after_lo = 2 if req_write[sel] else 1
                     after_hi = after_lo + 1
-                    if _list_has_row(bl, ((0 if req_write[sel] else 1) * n_banks + sel_bank) * stride, row, sel):
+                    L = (0 if req_write[sel] else 1) * n_banks + sel_bank
+                    if _list_has_row(bl, 2 * L, ent0 + L * es, row, sel):
                         after_lo, after_hi = 1, 3
                 for cc in range(after_lo, after_hi):
                     e = _cached(st, n_issued[ch], sel_bank, AFTER_CMDS[cc], skip_to)
@@ -466,7 +479,8 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     req_class[sel] = HIT if (c != ACT and c != PRE) else (MISS if c == ACT else CONFLICT)
                 w = 1 if req_write[sel] else 0
                 if c == ACT:
-                    _list_drop(bl, (w * n_banks + sel_bank) * stride, tot0 + w * n_ch + ch, sel, open_row[sel_bank])
+                    L = w * n_banks + sel_bank
+                    _list_drop(bl, 2 * L, ent0 + L * es, tot0 + w * n_ch + ch, sel, open_row[sel_bank])
                     activated[sel] = True
                     n_activated[sel_bank] += 1
                     # Into the channel's list of activated requests, in age (= index) order.
@@ -487,7 +501,8 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                             act_list[w, ch, m] = act_list[w, ch, m + 1]
                         q_activated[w, ch] -= 1
                     else:
-                        _list_drop(bl, (w * n_banks + sel_bank) * stride, tot0 + w * n_ch + ch, sel, open_row[sel_bank])
+                        L = w * n_banks + sel_bank
+                        _list_drop(bl, 2 * L, ent0 + L * es, tot0 + w * n_ch + ch, sel, open_row[sel_bank])
                     req_done[sel] = t + (cfg[C_WR_LAT] if req_write[sel] else cfg[C_RD_LAT])
                     done += 1
                     k = 0
