@@ -87,9 +87,10 @@ def _cached(st, issued, bank, c, lim):
     return -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _computed(st, issued, bank, c):
-    """`earliest(st, c, bank)`, kept in the cache for `_cached`."""
+    """`earliest(st, c, bank)`, kept in the cache for `_cached`. Compiled once, not inlined: a
+    copy of `earliest` at each of its four call sites added 3-4 s to the kernel's cold compile."""
     e = earliest(st, c, bank)
     k = st[H_BOUND] + bank * N_CMDS + c
     st[k] = e
@@ -314,20 +315,26 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     write_mode[ch] = False
                 w = 1 if write_mode[ch] else 0
                 issued = n_issued[ch]
-                if cfg[C_FCFS] == SCHED_FCFS:
-                    # Only the oldest request may issue.
-                    if qn[w, ch] > 0:
-                        i = qs[w, ch, 0]
-                        bank = req_bank[i]
-                        c = -1  # none once its ACT has issued (step 1 serves it) or while a PRE is barred
-                        if not activated[i]:
-                            if open_row[bank] == req_row[i]:
-                                c = WR if w else RD
-                            elif open_row[bank] == -1:
-                                c = ACT
-                            elif n_activated[bank] == 0:
-                                c = PRE
-                        if c != -1:
+                fcfs = cfg[C_FCFS] == SCHED_FCFS
+                # Every queued request to a bank that is not activated needs the same command (its
+                # column command if it hits the open row, else ACT or PRE), so the oldest hit and
+                # the oldest other request of each bank are the only candidates.
+                # (a) The oldest ready row hit (not under fcfs).
+                c = WR if w else RD
+                hits = not fcfs and bl[tot0 + w * n_ch + ch] > 0  # any queued hit in the channel
+                for bank in range(ch * bpc, ch * bpc + bpc if hits else ch * bpc):
+                    L = w * n_banks + bank
+                    if bl[2 * L + 1] == 0:
+                        continue
+                    row = open_row[bank]
+                    e0 = ent0 + L * es
+                    for k in range(bl[2 * L]):
+                        if bl[e0 + 2 * k + 1] == row:
+                            i = bl[e0 + 2 * k]
+                            if sel != -1 and i > sel:
+                                # An older ready hit is chosen already: not evaluated.
+                                n_pend = _pend(pend, n_pend, stamp, bank, c)
+                                break
                             e = _cached(st, issued, bank, c, next_t)
                             if e < 0:
                                 e = _computed(st, issued, bank, c)
@@ -336,64 +343,55 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                                 sel, sel_cmd, sel_bank = i, c, bank
                             elif e < next_t:
                                 next_t = e
-                else:
-                    # Every queued request to a bank that is not activated needs the same command
-                    # (its column command if it hits the open row, else ACT or PRE), so the oldest
-                    # hit and the oldest other request of each bank are the only candidates.
-                    # (a) The oldest ready row hit.
-                    c = WR if w else RD
-                    hits = bl[tot0 + w * n_ch + ch] > 0  # any queued hit in the channel
-                    for bank in range(ch * bpc, ch * bpc + bpc if hits else ch * bpc):
-                        L = w * n_banks + bank
-                        if bl[2 * L + 1] == 0:
-                            continue
-                        row = open_row[bank]
-                        e0 = ent0 + L * es
-                        for k in range(bl[2 * L]):
-                            if bl[e0 + 2 * k + 1] == row:
-                                i = bl[e0 + 2 * k]
-                                if sel != -1 and i > sel:
-                                    # An older ready hit is chosen already: not evaluated.
-                                    n_pend = _pend(pend, n_pend, stamp, bank, c)
-                                    break
-                                e = _cached(st, issued, bank, c, next_t)
-                                if e < 0:
-                                    e = _computed(st, issued, bank, c)
-                                if e <= t:
-                                    n_pend = _pend(pend, n_pend, stamp, bank, c)
-                                    sel, sel_cmd, sel_bank = i, c, bank
-                                elif e < next_t:
-                                    next_t = e
-                                break
-                    # (b) Failing a ready hit (ready_oldest: in any case), the oldest ready ACT or
-                    # PRE; a PRE that would close a row an activated request waits for is never
-                    # chosen.
-                    if sel == -1 or cfg[C_FCFS] == SCHED_READY_OLDEST:
-                        for bank in range(ch * bpc, ch * bpc + bpc):
-                            L = w * n_banks + bank
-                            if bl[2 * L] == 0:
-                                continue
-                            row = open_row[bank]
-                            e0 = ent0 + L * es
+                            break
+                # (b) Failing a ready hit (ready_oldest: in any case), the oldest ready ACT or PRE;
+                # a PRE that would close a row an activated request waits for is never chosen.
+                # Under fcfs only the oldest request, whatever its command (none once activated:
+                # step 1 serves it).
+                b_lo, b_hi = ch * bpc, ch * bpc + bpc
+                if fcfs:
+                    b_lo, b_hi = 0, 0
+                    if qn[w, ch] > 0 and not activated[qs[w, ch, 0]]:
+                        b_lo = req_bank[qs[w, ch, 0]]
+                        b_hi = b_lo + 1
+                elif sel != -1 and cfg[C_FCFS] != SCHED_READY_OLDEST:
+                    b_hi = b_lo
+                for bank in range(b_lo, b_hi):
+                    row = open_row[bank]
+                    i = -1
+                    if fcfs:
+                        i = qs[w, ch, 0]
+                        if row == req_row[i]:
+                            c = WR if w else RD
+                        elif row == -1:
+                            c = ACT
+                        elif n_activated[bank] == 0:
+                            c = PRE
+                        else:
                             i = -1
-                            if row == -1:
-                                c, i = ACT, bl[e0]
-                            elif n_activated[bank] == 0 and bl[2 * L + 1] < bl[2 * L]:
-                                for k in range(bl[2 * L]):
-                                    if bl[e0 + 2 * k + 1] != row:
-                                        c, i = PRE, bl[e0 + 2 * k]
-                                        break
-                            if i == -1:
-                                continue
-                            e = _cached(st, issued, bank, c, next_t)
-                            if e < 0:
-                                e = _computed(st, issued, bank, c)
-                            if e <= t:
-                                n_pend = _pend(pend, n_pend, stamp, bank, c)
-                                if sel == -1 or i < sel:
-                                    sel, sel_cmd, sel_bank = i, c, bank
-                            elif e < next_t:
-                                next_t = e
+                    else:
+                        L = w * n_banks + bank
+                        e0 = ent0 + L * es
+                        if bl[2 * L] == 0:
+                            i = -1
+                        elif row == -1:
+                            c, i = ACT, bl[e0]
+                        elif n_activated[bank] == 0 and bl[2 * L + 1] < bl[2 * L]:
+                            for k in range(bl[2 * L]):
+                                if bl[e0 + 2 * k + 1] != row:
+                                    c, i = PRE, bl[e0 + 2 * k]
+                                    break
+                    if i == -1:
+                        continue
+                    e = _cached(st, issued, bank, c, next_t)
+                    if e < 0:
+                        e = _computed(st, issued, bank, c)
+                    if e <= t:
+                        n_pend = _pend(pend, n_pend, stamp, bank, c)
+                        if sel == -1 or i < sel:
+                            sel, sel_cmd, sel_bank = i, c, bank
+                    elif e < next_t:
+                        next_t = e
             if sel == -1:
                 continue
             # Issue the chosen command.
@@ -439,13 +437,6 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
             # request waits for, and is never chosen).
             may_skip = sel >= 0 and (c == ACT or c == PRE)
             if may_skip:
-                for p in range(pend.shape[0] - 2 * n_pend, pend.shape[0], 2):
-                    if pend[p] != sel_bank:
-                        e = _cached(st, n_issued[ch], pend[p], pend[p + 1], skip_to)
-                        if e < 0:
-                            e = _computed(st, n_issued[ch], pend[p], pend[p + 1])
-                        if e < skip_to:
-                            skip_to = e
                 if c == PRE:
                     after_lo, after_hi = 0, 1
                 else:
@@ -456,10 +447,18 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     L = (0 if req_write[sel] else 1) * n_banks + sel_bank
                     if _list_has_row(bl, 2 * L, ent0 + L * es, row, sel):
                         after_lo, after_hi = 1, 3
-                for cc in range(after_lo, after_hi):
-                    e = _cached(st, n_issued[ch], sel_bank, AFTER_CMDS[cc], skip_to)
+                # The noted pairs on other banks, then the used bank's next commands.
+                end = pend.shape[0]
+                for p in range(end - 2 * n_pend, end + 2 * (after_hi - after_lo), 2):
+                    if p < end:
+                        b, cc = pend[p], pend[p + 1]
+                        if b == sel_bank:
+                            continue
+                    else:
+                        b, cc = sel_bank, AFTER_CMDS[after_lo + (p - end) // 2]
+                    e = _cached(st, n_issued[ch], b, cc, skip_to)
                     if e < 0:
-                        e = _computed(st, n_issued[ch], sel_bank, AFTER_CMDS[cc])
+                        e = _computed(st, n_issued[ch], b, cc)
                     if e < skip_to:
                         skip_to = e
             else:
