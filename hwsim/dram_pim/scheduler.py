@@ -275,7 +275,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
             sel = -1
             sel_cmd = -1
             sel_bank = -1
-            # (bank, command) of requests that were ready, or were not evaluated: `pend[:n_pend]`.
+            # (bank, command) of requests that were ready, or were not evaluated: noted with _pend.
             n_pend = 0
             stamp += 1
             # (1) column commands of activated requests, oldest first.
