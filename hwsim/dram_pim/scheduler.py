@@ -100,8 +100,10 @@ def _computed(st, issued, bank, c):
 
 # Per-bank candidate lists, all in one flat array `bl` (one array: see _cached). List L = w *
 # n_banks + b holds the requests of queue w (read 0, write 1) to bank b whose ACT has not issued:
-# its header at h = 2 L (length, then how many of them hit the bank's open row; the headers of
-# all lists are together, so a pass over the banks reads few cache lines), its (request, row)
+# its header at h = 3 L (length; how many of them hit the bank's open row; a lower bound on the
+# earliest tick of its oldest request that is not a hit, -1 when unknown: any change to the list,
+# the bank's open row or its activated requests forgets it; the headers of all lists are
+# together, so a pass over the banks reads few cache lines), its (request, row)
 # pairs in age order from e = ent0 + L * 2 cap. After the entries, per (w, channel), the sum of
 # the lists' hit counts (`tot`, an index into `bl`).
 @njit(cache=True, inline="always")
@@ -110,6 +112,7 @@ def _list_append(bl, h, e, tot, i, row, open_row):
     bl[e + 2 * n] = i
     bl[e + 2 * n + 1] = row
     bl[h] = n + 1
+    bl[h + 2] = -1
     if row == open_row:
         bl[h + 1] += 1
         bl[tot] += 1
@@ -127,6 +130,7 @@ def _list_drop(bl, h, e, tot, i, open_row):
     for m in range(e + 2 * k, e + 2 * n - 2):
         bl[m] = bl[m + 2]
     bl[h] = n - 1
+    bl[h + 2] = -1
 
 
 @njit(cache=True, inline="always")
@@ -139,6 +143,7 @@ def _list_recount(bl, h, e, tot, open_row):
                 hits += 1
     bl[tot] += hits - bl[h + 1]
     bl[h + 1] = hits
+    bl[h + 2] = -1
 
 
 @njit(cache=True, inline="always")
@@ -183,7 +188,7 @@ def request_state(st: np.ndarray, n: int, cfg: np.ndarray) -> RequestState:
         n_activated=np.zeros(n_banks, dtype=np.int64), q_activated=np.zeros((2, n_ch), dtype=np.int64),
         act_list=np.zeros((2, n_ch, cap), dtype=np.int64), counts=np.zeros(16, dtype=np.int64),
         pend=np.full(n_banks * N_CMDS + 4 * (cfg[C_RQ] + cfg[C_WQ]), -1, dtype=np.int64),
-        bank_lists=np.zeros(2 * n_banks * (2 + 2 * cap) + 2 * n_ch, dtype=np.int64),
+        bank_lists=np.zeros(2 * n_banks * (3 + 2 * cap) + 2 * n_ch, dtype=np.int64),
         n_issued=np.zeros(n_ch, dtype=np.int64))
 
 
@@ -208,7 +213,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
     bpc = st[H_BANKS_PER_CHANNEL]
     n_banks = st[H_NBANKS]
     es = 2 * max(rq_cap, wq_cap)   # one list's entries in `bl` (see _list_append)
-    ent0 = 4 * n_banks             # the first list's entries
+    ent0 = 6 * n_banks             # the first list's entries
     tot0 = ent0 + 2 * n_banks * es  # the hit totals
     for k in range(st[H_BOUND], st[H_BOUND] + 2 * n_banks * N_CMDS):  # no cached bound holds yet
         st[k] = 0 if k < st[H_BOUND] + n_banks * N_CMDS else -1
@@ -261,7 +266,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
             qs[w, ch, qn[w, ch]] = i
             qn[w, ch] += 1
             L = w * n_banks + req_bank[i]
-            _list_append(bl, 2 * L, ent0 + L * es, tot0 + w * n_ch + ch, i, req_row[i], open_row[req_bank[i]])
+            _list_append(bl, 3 * L, ent0 + L * es, tot0 + w * n_ch + ch, i, req_row[i], open_row[req_bank[i]])
             req_accept[i] = t
             last_accept = t
             next_req += 1
@@ -324,11 +329,11 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 hits = not fcfs and bl[tot0 + w * n_ch + ch] > 0  # any queued hit in the channel
                 for bank in range(ch * bpc, ch * bpc + bpc if hits else ch * bpc):
                     L = w * n_banks + bank
-                    if bl[2 * L + 1] == 0:
+                    if bl[3 * L + 1] == 0:
                         continue
                     row = open_row[bank]
                     e0 = ent0 + L * es
-                    for k in range(bl[2 * L]):
+                    for k in range(bl[3 * L]):
                         if bl[e0 + 2 * k + 1] == row:
                             i = bl[e0 + 2 * k]
                             if sel != -1 and i > sel:
@@ -359,6 +364,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 for bank in range(b_lo, b_hi):
                     row = open_row[bank]
                     i = -1
+                    L = -1
                     if fcfs:
                         i = qs[w, ch, 0]
                         if row == req_row[i]:
@@ -372,20 +378,26 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     else:
                         L = w * n_banks + bank
                         e0 = ent0 + L * es
-                        if bl[2 * L] == 0:
+                        if bl[3 * L + 2] >= next_t:
+                            continue  # its candidate cannot issue before a tick already found
+                        if bl[3 * L] == 0:
                             i = -1
                         elif row == -1:
                             c, i = ACT, bl[e0]
-                        elif n_activated[bank] == 0 and bl[2 * L + 1] < bl[2 * L]:
-                            for k in range(bl[2 * L]):
+                        elif n_activated[bank] == 0 and bl[3 * L + 1] < bl[3 * L]:
+                            for k in range(bl[3 * L]):
                                 if bl[e0 + 2 * k + 1] != row:
                                     c, i = PRE, bl[e0 + 2 * k]
                                     break
                     if i == -1:
+                        if not fcfs:
+                            bl[3 * L + 2] = INF  # no candidate until the list or the bank changes
                         continue
                     e = _cached(st, issued, bank, c, next_t)
                     if e < 0:
                         e = _computed(st, issued, bank, c)
+                    if not fcfs:
+                        bl[3 * L + 2] = e
                     if e <= t:
                         n_pend = _pend(pend, n_pend, stamp, bank, c)
                         if sel == -1 or i < sel:
@@ -408,8 +420,8 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     # one in either queue's list of the bank.
                     L = n_banks + sel_bank
                     auto = not (n_activated[sel_bank] - (1 if activated[sel] else 0) > 0
-                                or _list_has_row(bl, 2 * sel_bank, ent0 + sel_bank * es, row, sel)
-                                or _list_has_row(bl, 2 * L, ent0 + L * es, row, sel))
+                                or _list_has_row(bl, 3 * sel_bank, ent0 + sel_bank * es, row, sel)
+                                or _list_has_row(bl, 3 * L, ent0 + L * es, row, sel))
                 if auto:
                     c = RDA if c == RD else WRA
             if not bank_state_ok(st, c, sel_bank, row):
@@ -418,13 +430,15 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
             issue(st, c, sel_bank, row, t)
             n_issued[ch] += 1
             issued_any = True
+            bl[3 * sel_bank + 2] = -1  # its activated requests or lists may change: forget its bounds
+            bl[3 * (n_banks + sel_bank) + 2] = -1
             meta = st[H_META] + c * META_WIDTH
             if st[meta + 2] != ROW_KEEP:  # rows opened or closed: recount the hits of the banks' lists
                 b_first = sel_bank - sel_bank % bpr if st[meta] != 0 else sel_bank
                 for b in range(b_first, b_first + (bpr if st[meta] != 0 else 1)):
                     for which in range(2):
                         L = which * n_banks + b
-                        _list_recount(bl, 2 * L, ent0 + L * es, tot0 + which * n_ch + ch, open_row[b])
+                        _list_recount(bl, 3 * L, ent0 + L * es, tot0 + which * n_ch + ch, open_row[b])
             # May the decision at t + 1 be skipped? Issuing only raises ready ticks, so every earliest
             # tick computed above is still a lower bound, except for requests to the bank just used
             # (their command may change) and those that were ready or not evaluated. An ACT or PRE
@@ -445,7 +459,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     after_lo = 2 if req_write[sel] else 1
                     after_hi = after_lo + 1
                     L = (0 if req_write[sel] else 1) * n_banks + sel_bank
-                    if _list_has_row(bl, 2 * L, ent0 + L * es, row, sel):
+                    if _list_has_row(bl, 3 * L, ent0 + L * es, row, sel):
                         after_lo, after_hi = 1, 3
                 # The noted pairs on other banks, then the used bank's next commands.
                 end = pend.shape[0]
@@ -479,7 +493,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 w = 1 if req_write[sel] else 0
                 if c == ACT:
                     L = w * n_banks + sel_bank
-                    _list_drop(bl, 2 * L, ent0 + L * es, tot0 + w * n_ch + ch, sel, open_row[sel_bank])
+                    _list_drop(bl, 3 * L, ent0 + L * es, tot0 + w * n_ch + ch, sel, open_row[sel_bank])
                     activated[sel] = True
                     n_activated[sel_bank] += 1
                     # Into the channel's list of activated requests, in age (= index) order.
@@ -501,7 +515,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                         q_activated[w, ch] -= 1
                     else:
                         L = w * n_banks + sel_bank
-                        _list_drop(bl, 2 * L, ent0 + L * es, tot0 + w * n_ch + ch, sel, open_row[sel_bank])
+                        _list_drop(bl, 3 * L, ent0 + L * es, tot0 + w * n_ch + ch, sel, open_row[sel_bank])
                     req_done[sel] = t + (cfg[C_WR_LAT] if req_write[sel] else cfg[C_RD_LAT])
                     done += 1
                     k = 0
