@@ -67,6 +67,16 @@ def _pend(pend, n_pend, stamp, bank, c):
 
 
 @njit(cache=True, inline="always")
+def _take_out(q, w, ch, n, i):
+    """Remove request `i` from `q[w, ch, :n]`, keeping the others' order."""
+    k = 0
+    while q[w, ch, k] != i:
+        k += 1
+    for m in range(k, n - 1):
+        q[w, ch, m] = q[w, ch, m + 1]
+
+
+@njit(cache=True, inline="always")
 def _cached(st, issued, bank, c, lim):
     """The cached lower bound on `earliest(st, c, bank)` if it is exact or at least `lim`, else -1
     (then `_computed` gives it).
@@ -507,22 +517,14 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                     if activated[sel]:
                         activated[sel] = False
                         n_activated[sel_bank] -= 1
-                        k = 0
-                        while act_list[w, ch, k] != sel:
-                            k += 1
-                        for m in range(k, q_activated[w, ch] - 1):
-                            act_list[w, ch, m] = act_list[w, ch, m + 1]
+                        _take_out(act_list, w, ch, q_activated[w, ch], sel)
                         q_activated[w, ch] -= 1
                     else:
                         L = w * n_banks + sel_bank
                         _list_drop(bl, 3 * L, ent0 + L * es, tot0 + w * n_ch + ch, sel, open_row[sel_bank])
                     req_done[sel] = t + (cfg[C_WR_LAT] if req_write[sel] else cfg[C_RD_LAT])
                     done += 1
-                    k = 0
-                    while qs[w, ch, k] != sel:
-                        k += 1
-                    for m in range(k, qn[w, ch] - 1):
-                        qs[w, ch, m] = qs[w, ch, m + 1]
+                    _take_out(qs, w, ch, qn[w, ch], sel)
                     qn[w, ch] -= 1
         if issued_any:
             t = t + 1 if step else max(t + 1, min(next_t, skip_to))
