@@ -16,8 +16,10 @@ A decision does not scan the queues. Requests not yet activated also sit in per-
 order, with a count of those that hit the open row, and a per-channel total of the counts), so
 step (3) times at most the oldest hit and the oldest other request of each bank, and skips the
 hit pass when the channel has none; activated requests sit in a per-channel list for step (1);
-earliest ticks are cached per (bank, command) as lower bounds (`_cached`). The decisions made
-are those of a scan of every queued request in age order (docs/performance.md §3.1).
+earliest ticks are cached per (bank, command) as lower bounds (`_cached`), and each list keeps
+one for its oldest request that is not a hit, so a bank that cannot issue before the decision's
+next tick is passed over with one compare. The decisions made are those of a scan of every
+queued request in age order (tests/reference_scheduler.py; docs/performance.md §3.1).
 """
 
 from __future__ import annotations
