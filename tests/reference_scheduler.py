@@ -6,7 +6,6 @@ checks the kernel's scheduling data structures against the policy they implement
 import numpy as np
 
 from hwsim.dram_pim.commands import Cmd
-from hwsim.dram_pim.controller import _cfg
 from hwsim.dram_pim.device import Device, earliest, issue
 from hwsim.dram_pim.refresh import due_refresh
 from hwsim.mapping.address import decode
@@ -25,7 +24,6 @@ def reference_schedule(spec, addresses, is_write, arrive_cycle=None, max_ticks=1
     bank = dev.bank_index(f["channel"], f["rank"], f["bankgroup"], f["bank"]).astype(np.int64)
     row, col, ch_of = f["row"].astype(np.int64), f["column"].astype(np.int64), f["channel"].astype(np.int64)
     is_write = np.asarray(is_write, dtype=bool)
-    cfg = _cfg(spec, arrive_cycle is None, True, True)
     rd_lat, wr_lat = spec.timing.nCL + spec.timing.nBL, spec.timing.nCWL + spec.timing.nBL
     caps = (c.read_queue, c.write_queue)
     bpr = o.bankgroups * o.banks_per_group

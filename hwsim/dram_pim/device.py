@@ -71,9 +71,8 @@ class Device:
             H_META: meta_array().ravel(),
             # The request scheduler's cache of earliest ticks (scheduler._cached): per (bank, command)
             # a lower bound, then the channel's issue count when it was computed. Not device state:
-            # snapshot() leaves it out and the scheduler resets it at the start of every run.
-            H_BOUND: np.concatenate([np.zeros(n_banks * N_CMDS, dtype=np.int64),
-                                     np.full(n_banks * N_CMDS, -1, dtype=np.int64)]),
+            # snapshot() leaves it out, and the scheduler sets it at the start of every run.
+            H_BOUND: np.zeros(2 * n_banks * N_CMDS, dtype=np.int64),
         }
         header = np.zeros(HEADER, dtype=np.int64)
         header[[H_NCMD, H_NNODES, H_NBANKS, H_W, H_WMAX]] = N_CMDS, n_nodes, n_banks, n_w, w_max

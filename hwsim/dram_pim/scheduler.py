@@ -120,6 +120,7 @@ def _computed(st, issued, bank, c):
 # the lists' hit counts (`tot`, an index into `bl`).
 @njit(cache=True, inline="always")
 def _list_append(bl, h, e, tot, i, row, open_row):
+    """Append request `i` (row `row`) to the list at header h, entries e."""
     n = bl[h]
     bl[e + 2 * n] = i
     bl[e + 2 * n + 1] = row
@@ -132,6 +133,7 @@ def _list_append(bl, h, e, tot, i, row, open_row):
 
 @njit(cache=True, inline="always")
 def _list_drop(bl, h, e, tot, i, open_row):
+    """Take request `i` out of the list at header h, entries e (it was activated or served)."""
     n = bl[h]
     k = 0
     while bl[e + 2 * k] != i:
