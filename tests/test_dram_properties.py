@@ -12,6 +12,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import make_spec
 from dram_streams import random_stream
 from reference_scheduler import reference_schedule
 from twin_run import traces
@@ -90,3 +91,44 @@ def test_kernel_schedules_as_the_plain_reference_controller(seed, n):
     assert np.array_equal(res.row_class, cls)
     c = res.commands
     assert list(zip(c.tick.tolist(), c.cmd.tolist(), c.bank.tolist(), c.row.tolist(), c.column.tolist())) == log
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_cache_version_unchanged_means_earliest_unchanged(seed):
+    """The scheduler's earliest-tick cache trusts a value while its version (scheduler._cached)
+    holds: after any command, every (bank, command) whose version did not move must have the same
+    earliest tick. Random commands of every kind (PIM and rank-wide ones too), on a 2-channel,
+    2-rank test device and on the shipped presets."""
+    from hwsim.dram_pim.device import H_BOUND, H_META, META_WIDTH, Device, earliest, issue
+    from hwsim.dram_pim.scheduler import _count_issue
+    from hwsim.dram_pim.spec import load_dram_spec
+
+    rng = np.random.default_rng(seed)
+    presets = ("GDDR6_16Gbps_x16", "GDDR6_AiM", "HBM2_2Gbps")
+    spec = make_spec() if seed % 4 == 0 else load_dram_spec(preset=presets[seed % 4 - 1])
+    dev = Device(spec)
+    s = dev.state
+    n_banks, n_ch = dev.n_banks, spec.organization.channels
+    bpc, bpr = n_banks // n_ch, n_banks // (n_ch * spec.organization.ranks)
+    lists = int(s[H_BOUND]) + 2 * n_banks * len(Cmd)
+    v0 = lists + len(Cmd) * (1 + len(Cmd))
+    vb = v0 + n_ch * len(Cmd)
+
+    def versions():
+        return np.array([[s[v0 + (b // bpc) * len(Cmd) + c] + s[vb + b] for c in range(len(Cmd))]
+                         for b in range(n_banks)])
+
+    def ticks():
+        return np.array([[earliest(s, c, b) for c in range(len(Cmd))] for b in range(n_banks)])
+
+    tick = 0
+    for _ in range(60):
+        before_v, before_t = versions(), ticks()
+        c, b = int(rng.integers(len(Cmd))), int(rng.integers(n_banks))
+        tick += int(rng.integers(0, 12))
+        issue(s, c, b, int(rng.integers(4)), tick)
+        rank_wide = bool(s[int(s[H_META]) + c * META_WIDTH] != 0)
+        _count_issue(s, lists, v0 + (b // bpc) * len(Cmd), vb, b, c, bpr, rank_wide)
+        same = versions() == before_v
+        assert (ticks()[same] == before_t[same]).all(), (Cmd(c).name, b)

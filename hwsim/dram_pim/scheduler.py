@@ -79,34 +79,57 @@ def _take_out(q, w, ch, n, i):
 
 
 @njit(cache=True, inline="always")
-def _cached(st, issued, bank, c, lim):
+def _count_issue(st, lists, vc, vb, bank, c, bpr, rank_wide):
+    """Advance the issue counts that `_cached` compares, for `c` just issued to `bank`: those of
+    the commands it makes wait by a rule above the bank level (`lists`: per issued command, their
+    count and then the commands; `vc`: the channel's counts), and that of each bank touched
+    (`vb`: the per-bank counts)."""
+    r = lists + c * (1 + N_CMDS)
+    for j in range(r + 1, r + 1 + st[r]):
+        st[vc + st[j]] += 1
+    first, last = bank, bank + 1
+    if rank_wide:
+        first = bank - bank % bpr
+        last = first + bpr
+    for b in range(first, last):
+        st[vb + b] += 1
+
+
+@njit(cache=True, inline="always")
+def _cached(st, b0, nbc, vc, vb, bank, c, lim):
     """The cached lower bound on `earliest(st, c, bank)` if it is exact or at least `lim`, else -1
-    (then `_computed` gives it).
+    (then `_computed` gives it). The cache holds per (bank, command) a value from `b0` and its
+    version `nbc` later; `vc` and `vb` locate the issue counts a version sums (`_count_issue`).
+    Offsets come as arguments: header values read here, after the kernel's stores into `st`,
+    would be reloaded at every call (random trace 8-15 % slower).
 
     Issuing only raises ready ticks (window rules too: a newer issue replaces the oldest in the
-    ring), so a value computed earlier stays a lower bound for the rest of the run; it is exact
-    while its channel has issued nothing since (the cache holds that channel's issue count,
-    `issued`, beside each value). A caller passes as `lim` the smallest tick it has found so far
-    (a decision's next tick, > t): a bound at or above it cannot be the one that counts.
+    ring), so a value computed earlier stays a lower bound for the rest of the run. It is exact
+    while its version holds: the count of issues in the channel with a rule above the bank level
+    for command `c`, plus the count of issues to `bank` (two counts that only grow, so an equal sum
+    means neither grew). So an ACT leaves the PRE and column commands of other banks exact, and a
+    PRE every other bank's commands. A caller passes as `lim` the smallest tick it has found so
+    far (a decision's next tick, > t): a bound at or above it cannot be the one that counts.
 
     The cache lives in the device-state array, and the lookup is split from the computation:
     numba's inlined helpers that take more than one array, or wrap a loop in branches, pay atomic
     reference counting on every call, which cost more than the lookups save."""
-    k = st[H_BOUND] + bank * N_CMDS + c
+    k = b0 + bank * N_CMDS + c
     e = st[k]
-    if e >= lim or st[k + st[H_NBANKS] * N_CMDS] == issued:
+    if e >= lim or st[k + nbc] == st[vc + c] + st[vb + bank]:
         return e
     return -1
 
 
 @njit(cache=True)
-def _computed(st, issued, bank, c):
-    """`earliest(st, c, bank)`, kept in the cache for `_cached`. Compiled once, not inlined: a
-    copy of `earliest` at each of its four call sites added 3-4 s to the kernel's cold compile."""
+def _computed(st, vc, vb, bank, c):
+    """`earliest(st, c, bank)`, kept in the cache with its version (see `_cached`). Compiled once,
+    not inlined: a copy of `earliest` at each of its four call sites added 3-4 s to the kernel's
+    cold compile."""
     e = earliest(st, c, bank)
     k = st[H_BOUND] + bank * N_CMDS + c
     st[k] = e
-    st[k + st[H_NBANKS] * N_CMDS] = issued
+    st[k + st[H_NBANKS] * N_CMDS] = st[vc + c] + st[vb + bank]
     return e
 
 
@@ -187,7 +210,6 @@ class RequestState(NamedTuple):
     counts: np.ndarray       # per command: how many issued
     pend: np.ndarray         # (bank, command) pairs to re-time after a decision's issue (see _pend)
     bank_lists: np.ndarray   # the per-bank candidate lists (see _list_append), flat
-    n_issued: np.ndarray     # per channel: commands issued so far
 
 
 def request_state(st: np.ndarray, n: int, cfg: np.ndarray) -> RequestState:
@@ -202,8 +224,7 @@ def request_state(st: np.ndarray, n: int, cfg: np.ndarray) -> RequestState:
         n_activated=np.zeros(n_banks, dtype=np.int64), q_activated=np.zeros((2, n_ch), dtype=np.int64),
         act_list=np.zeros((2, n_ch, cap), dtype=np.int64), counts=np.zeros(16, dtype=np.int64),
         pend=np.full(n_banks * N_CMDS + 4 * (cfg[C_RQ] + cfg[C_WQ]), -1, dtype=np.int64),
-        bank_lists=np.zeros(2 * n_banks * (3 + 2 * cap) + 2 * n_ch, dtype=np.int64),
-        n_issued=np.zeros(n_ch, dtype=np.int64))
+        bank_lists=np.zeros(2 * n_banks * (3 + 2 * cap) + 2 * n_ch, dtype=np.int64))
 
 
 @njit(cache=True)
@@ -223,7 +244,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
     req_accept, req_done, req_class, activated, n_activated, counts = (
         work.req_accept, work.req_done, work.req_class, work.activated, work.n_activated, work.counts)
     q_activated, act_list, pend = work.q_activated, work.act_list, work.pend
-    bl, n_issued = work.bank_lists, work.n_issued
+    bl = work.bank_lists
     bpc = st[H_BANKS_PER_CHANNEL]
     n_banks = st[H_NBANKS]
     es = 2 * max(rq_cap, wq_cap)   # one list's entries in `bl` (see _list_append)
@@ -231,6 +252,13 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
     tot0 = ent0 + 2 * n_banks * es  # the hit totals
     for k in range(st[H_BOUND], st[H_BOUND] + 2 * n_banks * N_CMDS):  # no cached bound holds yet
         st[k] = 0 if k < st[H_BOUND] + n_banks * N_CMDS else -1
+    # Offsets in the cache section (header values read once: see issue())
+    b0, nbc = st[H_BOUND], n_banks * N_CMDS   # values, then their versions
+    lists = b0 + 2 * nbc                     # per command, the commands it raises above the bank level
+    v0 = lists + N_CMDS * (1 + N_CMDS)       # the issue counts: per (channel, command), then per bank
+    vb = v0 + n_ch * N_CMDS
+    for k in range(v0, vb + n_banks):
+        st[k] = 0
     stamp = np.int64(0)
     log_cap = log_tick.shape[0]
     n_log = 0
@@ -297,14 +325,15 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
             # (bank, command) of requests that were ready, or were not evaluated: noted with _pend.
             n_pend = 0
             stamp += 1
+            vc = v0 + ch * N_CMDS  # the channel's per-command counts
             # (1) column commands of activated requests, oldest first.
             for which in range(2):
                 for k in range(q_activated[which, ch]):
                     i = act_list[which, ch, k]
                     c = WR if which else RD
-                    e = _cached(st, n_issued[ch], req_bank[i], c, next_t)
+                    e = _cached(st, b0, nbc, vc, vb, req_bank[i], c, next_t)
                     if e < 0:
-                        e = _computed(st, n_issued[ch], req_bank[i], c)
+                        e = _computed(st, vc, vb, req_bank[i], c)
                     if e <= t:
                         n_pend = _pend(pend, n_pend, stamp, req_bank[i], c)
                         if sel == -1 or i < sel:
@@ -333,7 +362,6 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 elif qn[1, ch] < lo * wq_cap and qn[0, ch] != 0:
                     write_mode[ch] = False
                 w = 1 if write_mode[ch] else 0
-                issued = n_issued[ch]
                 fcfs = cfg[C_FCFS] == SCHED_FCFS
                 # Every queued request to a bank that is not activated needs the same command (its
                 # column command if it hits the open row, else ACT or PRE), so the oldest hit and
@@ -354,9 +382,9 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                                 # An older ready hit is chosen already: not evaluated.
                                 n_pend = _pend(pend, n_pend, stamp, bank, c)
                                 break
-                            e = _cached(st, issued, bank, c, next_t)
+                            e = _cached(st, b0, nbc, vc, vb, bank, c, next_t)
                             if e < 0:
-                                e = _computed(st, issued, bank, c)
+                                e = _computed(st, vc, vb, bank, c)
                             if e <= t:
                                 n_pend = _pend(pend, n_pend, stamp, bank, c)
                                 sel, sel_cmd, sel_bank = i, c, bank
@@ -407,9 +435,9 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                         if not fcfs:
                             bl[3 * L + 2] = INF  # no candidate until the list or the bank changes
                         continue
-                    e = _cached(st, issued, bank, c, next_t)
+                    e = _cached(st, b0, nbc, vc, vb, bank, c, next_t)
                     if e < 0:
-                        e = _computed(st, issued, bank, c)
+                        e = _computed(st, vc, vb, bank, c)
                     if not fcfs:
                         bl[3 * L + 2] = e
                     if e <= t:
@@ -442,11 +470,11 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 status = 2
                 return req_accept, req_done, req_class, counts, n_log, status
             issue(st, c, sel_bank, row, t)
-            n_issued[ch] += 1
+            meta = st[H_META] + c * META_WIDTH
+            _count_issue(st, lists, vc, vb, sel_bank, c, bpr, st[meta] != 0)
             issued_any = True
             bl[3 * sel_bank + 2] = -1  # its activated requests or lists may change: forget its bounds
             bl[3 * (n_banks + sel_bank) + 2] = -1
-            meta = st[H_META] + c * META_WIDTH
             if st[meta + 2] != ROW_KEEP:  # rows opened or closed: recount the hits of the banks' lists
                 b_first = sel_bank - sel_bank % bpr if st[meta] != 0 else sel_bank
                 for b in range(b_first, b_first + (bpr if st[meta] != 0 else 1)):
@@ -484,9 +512,9 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                             continue
                     else:
                         b, cc = sel_bank, AFTER_CMDS[after_lo + (p - end) // 2]
-                    e = _cached(st, n_issued[ch], b, cc, skip_to)
+                    e = _cached(st, b0, nbc, vc, vb, b, cc, skip_to)
                     if e < 0:
-                        e = _computed(st, n_issued[ch], b, cc)
+                        e = _computed(st, vc, vb, b, cc)
                     if e < skip_to:
                         skip_to = e
             else:
