@@ -143,12 +143,15 @@ def _computed(st, vc, vb, bank, c):
 # the lists' hit counts (`tot`, an index into `bl`).
 @njit(cache=True, inline="always")
 def _list_append(bl, h, e, tot, i, row, open_row):
-    """Append request `i` (row `row`) to the list at header h, entries e."""
+    """Append request `i` (row `row`) to the list at header h, entries e. The list's bound is
+    forgotten only if the new request can be its candidate: the oldest request, or with the row
+    open the oldest that is not a hit."""
     n = bl[h]
     bl[e + 2 * n] = i
     bl[e + 2 * n + 1] = row
     bl[h] = n + 1
-    bl[h + 2] = -1
+    if n == 0 or (open_row != -1 and bl[h + 1] == n and row != open_row):
+        bl[h + 2] = -1
     if row == open_row:
         bl[h + 1] += 1
         bl[tot] += 1
