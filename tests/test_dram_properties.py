@@ -97,10 +97,10 @@ def test_kernel_schedules_as_the_plain_reference_controller(seed, n):
 @given(seed=st.integers(0, 10_000))
 def test_cache_version_unchanged_means_earliest_unchanged(seed):
     """The scheduler's earliest-tick cache trusts a value while its version (scheduler._cached)
-    holds: after any command, every (bank, command) whose version did not move must have the same
-    earliest tick. Random commands of every kind (PIM and rank-wide ones too), on a 2-channel,
-    2-rank test device and on the shipped presets."""
-    from hwsim.dram_pim.device import H_BOUND, H_META, META_WIDTH, Device, earliest, issue
+    holds: after any command, every (bank, cached command) whose version did not move must have
+    the same earliest tick. Random commands of every kind (PIM and rank-wide ones too) are issued,
+    on a 2-channel, 2-rank test device and on the shipped presets."""
+    from hwsim.dram_pim.device import CACHED_CMDS, H_BOUND, H_META, META_WIDTH, Device, earliest, issue
     from hwsim.dram_pim.scheduler import _count_issue
     from hwsim.dram_pim.spec import load_dram_spec
 
@@ -116,11 +116,11 @@ def test_cache_version_unchanged_means_earliest_unchanged(seed):
     vb = v0 + n_ch * len(Cmd)
 
     def versions():
-        return np.array([[s[v0 + (b // bpc) * len(Cmd) + c] + s[vb + b] for c in range(len(Cmd))]
+        return np.array([[s[v0 + (b // bpc) * len(Cmd) + c] + s[vb + b] for c in CACHED_CMDS]
                          for b in range(n_banks)])
 
     def ticks():
-        return np.array([[earliest(s, c, b) for c in range(len(Cmd))] for b in range(n_banks)])
+        return np.array([[earliest(s, c, b) for c in CACHED_CMDS] for b in range(n_banks)])
 
     tick = 0
     for _ in range(60):

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from hwsim.dram_pim.commands import (N_CMDS, NEED_ALL_CLOSED, NEED_ALL_OPEN, NEED_CLOSED, NEED_OPEN,
-                                     ROW_CLOSE, ROW_OPEN, meta_array)
+                                     ROW_CLOSE, ROW_OPEN, Cmd, meta_array)
 from hwsim.dram_pim.constraints import BANK_LEVEL, compile_timing
 from hwsim.dram_pim.spec import DramSpec
 
@@ -44,15 +44,20 @@ def raise_lists(lat: np.ndarray) -> np.ndarray:
     return out
 
 
-def wide_raise_lists(ct) -> np.ndarray:
-    """Per issued command: how many commands it may make wait at banks other than its own, then
-    those commands: by a rule above the bank level (channel, rank, bank group, other ranks, or a
-    window), or by any rule for a rank-wide command (whose earliest tick every bank of the rank
-    binds)."""
+# The commands whose earliest ticks the request scheduler caches (scheduler._cached).
+CACHED_CMDS = (Cmd.ACT, Cmd.PRE, Cmd.RD, Cmd.WR)
+
+
+def wide_raise_lists(ct, targets=tuple(Cmd)) -> np.ndarray:
+    """Per issued command: how many of `targets` it may make wait at banks other than its own,
+    then those commands: by a rule above the bank level (channel, rank, bank group, other ranks,
+    or a window), or by any rule for a rank-wide command (whose earliest tick every bank of the
+    rank binds)."""
     above = np.delete(ct.lat, BANK_LEVEL, axis=0).max(axis=0) >= 0          # [prev, next]
     above |= (ct.win_prev[:, :, None] & ct.win_next[:, None, :]).any(axis=0)
     rank_wide = meta_array()[:, 0] != 0
     above |= (ct.lat[BANK_LEVEL] >= 0) & rank_wide[None, :]
+    above &= np.isin(np.arange(N_CMDS), targets)[None, :]
     out = np.zeros((N_CMDS, 1 + N_CMDS), dtype=np.int64)
     for c in range(N_CMDS):
         nxt = np.flatnonzero(above[c])
@@ -87,11 +92,11 @@ class Device:
             H_WHIST: np.zeros(n_w * n_nodes * (2 + w_max), dtype=np.int64),
             H_META: meta_array().ravel(),
             # The request scheduler's cache of earliest ticks (scheduler._cached): per (bank, command)
-            # a lower bound, then its version when it was computed; per command, the commands it
-            # raises above the bank level; the issue counts a version sums, per (channel, command)
+            # a lower bound, then its version when it was computed; per command, the cached
+            # commands (CACHED_CMDS) it raises above the bank level; the issue counts a version sums, per (channel, command)
             # and per bank. Not device state: snapshot() leaves it out, and the scheduler sets the
             # values, versions and counts at every run.
-            H_BOUND: np.concatenate([np.zeros(2 * n_banks * N_CMDS, dtype=np.int64), wide_raise_lists(ct).ravel(),
+            H_BOUND: np.concatenate([np.zeros(2 * n_banks * N_CMDS, dtype=np.int64), wide_raise_lists(ct, CACHED_CMDS).ravel(),
                                      np.zeros(C * N_CMDS + n_banks, dtype=np.int64)]),
         }
         header = np.zeros(HEADER, dtype=np.int64)

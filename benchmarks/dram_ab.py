@@ -1,0 +1,104 @@
+"""Paired in-process A/B of two versions of the DRAM controller kernel (a speed measurement, not a
+test): the kernels alternate on the same 100,000-request traces in one process, in ABBA order, and
+the figure is the median of the per-round time ratios, which cancels the slow phases of a shared
+VM that best-of-N figures pick up (docs/performance.md, stop 19).
+
+    python benchmarks/dram_ab.py OLD_SCHEDULER_PY [NEW_SCHEDULER_PY] [--traces random,conflict]
+                                 [--rounds 20] [--requests 100000]
+
+OLD_SCHEDULER_PY (and NEW_SCHEDULER_PY, default the working tree's hwsim/dram_pim/scheduler.py) are
+copies of scheduler.py, e.g. `git show 2bd5406:hwsim/dram_pim/scheduler.py > /tmp/old.py`. Both run
+on the working tree's device model, so both must use its device-state layout. Both kernels are
+compiled into a private numba cache first (about 10 s each). Every round checks that the two
+kernels give the same done ticks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="hwsim-ab-")  # before numba is imported
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hwsim.dram_pim.controller import _cfg  # noqa: E402
+from hwsim.dram_pim.device import Device  # noqa: E402
+from hwsim.dram_pim.spec import load_dram_spec  # noqa: E402
+from hwsim.mapping.address import decode, encode  # noqa: E402
+
+
+def load_kernel(path: Path, name: str):
+    """Import a copy of scheduler.py as module hwsim.dram_pim.<name>."""
+    spec = importlib.util.spec_from_file_location(f"hwsim.dram_pim.{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def trace_addresses(spec, kind: str, n: int) -> np.ndarray:
+    """The benchmark script's three traces (benchmarks/run.py)."""
+    if kind == "sequential":
+        return np.arange(n, dtype=np.uint64) * 32
+    if kind == "random":
+        return np.random.default_rng(1).integers(0, spec.organization.capacity_bytes // 32, n).astype(np.uint64) * 32
+    if kind == "conflict":
+        return encode(spec, {"row": np.arange(n) % spec.organization.rows})
+    raise SystemExit(f"unknown trace {kind!r}: expected sequential, random or conflict")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("old", type=Path)
+    ap.add_argument("new", type=Path, nargs="?", default=ROOT / "hwsim/dram_pim/scheduler.py")
+    ap.add_argument("--traces", default="random,conflict,sequential")
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--requests", type=int, default=100_000)
+    args = ap.parse_args()
+    kernels = {"old": load_kernel(args.old, "_ab_old"), "new": load_kernel(args.new, "_ab_new")}
+    spec = load_dram_spec(preset="GDDR6_16Gbps_x16")
+    cfg = _cfg(spec, True, False, False)
+    hi, lo = spec.controller.write_high_watermark, spec.controller.write_low_watermark
+    n, empty = args.requests, np.zeros(0, np.int64)
+    for kind in args.traces.split(","):
+        f = decode(spec, trace_addresses(spec, kind, n))
+        bank = Device(spec).bank_index(f["channel"], f["rank"], f["bankgroup"], f["bank"]).astype(np.int64)
+
+        def run(module):
+            dev = Device(spec)
+            work = module.request_state(dev.state, n, cfg)
+            t0 = time.perf_counter()
+            out = module.simulate_requests(dev.state, np.zeros(n, np.int64), np.zeros(n, bool), f["channel"], bank,
+                                           f["row"], f["column"], cfg, hi, lo, empty, empty, empty, empty, empty, work)
+            return time.perf_counter() - t0, out[1]
+
+        run(kernels["old"]), run(kernels["new"])  # compile or load
+        times = {"old": [], "new": []}
+        ratios = []
+        for r in range(args.rounds):
+            order = ("old", "new") if r % 2 == 0 else ("new", "old")
+            done = {}
+            for key in order:
+                wall, done[key] = run(kernels[key])
+                times[key].append(wall)
+            if not np.array_equal(done["old"], done["new"]):
+                raise SystemExit(f"{kind}: the two kernels give different done ticks")
+            ratios.append(times["old"][-1] / times["new"][-1])
+        ratios.sort()
+        q = len(ratios) // 4
+        rate = {k: n / np.median(v) / 1e6 for k, v in times.items()}
+        print(f"{kind:10s} old {rate['old']:.3f} M req/s, new {rate['new']:.3f} M req/s (medians); "
+              f"new/old paired median {np.median(ratios):.3f}x (quartiles {ratios[q]:.3f}-{ratios[-1 - q]:.3f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
