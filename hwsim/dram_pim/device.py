@@ -48,7 +48,7 @@ def raise_lists(lat: np.ndarray) -> np.ndarray:
 CACHED_CMDS = (Cmd.ACT, Cmd.PRE, Cmd.RD, Cmd.WR)
 
 
-def wide_raise_lists(ct, targets=tuple(Cmd)) -> np.ndarray:
+def wide_raise_lists(ct, targets) -> np.ndarray:
     """Per issued command: how many of `targets` it may make wait at banks other than its own,
     then those commands: by a rule above the bank level (channel, rank, bank group, other ranks,
     or a window), or by any rule for a rank-wide command (whose earliest tick every bank of the
@@ -92,11 +92,12 @@ class Device:
             H_WHIST: np.zeros(n_w * n_nodes * (2 + w_max), dtype=np.int64),
             H_META: meta_array().ravel(),
             # The request scheduler's cache of earliest ticks (scheduler._cached): per (bank, command)
-            # a lower bound, then its version when it was computed; per command, the cached
-            # commands (CACHED_CMDS) it raises above the bank level; the issue counts a version sums, per (channel, command)
-            # and per bank. Not device state: snapshot() leaves it out, and the scheduler sets the
-            # values, versions and counts at every run.
-            H_BOUND: np.concatenate([np.zeros(2 * n_banks * N_CMDS, dtype=np.int64), wide_raise_lists(ct, CACHED_CMDS).ravel(),
+            # a lower bound, then its version when it was computed; per command, the cached commands
+            # (CACHED_CMDS) it raises above the bank level; the issue counts a version sums, per
+            # (channel, command) and per bank. Not device state: snapshot() leaves it out, and the
+            # scheduler sets the values, versions and counts at every run.
+            H_BOUND: np.concatenate([np.zeros(2 * n_banks * N_CMDS, dtype=np.int64),
+                                     wide_raise_lists(ct, CACHED_CMDS).ravel(),
                                      np.zeros(C * N_CMDS + n_banks, dtype=np.int64)]),
         }
         header = np.zeros(HEADER, dtype=np.int64)

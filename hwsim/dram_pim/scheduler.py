@@ -106,10 +106,11 @@ def _cached(st, b0, nbc, vc, vb, bank, c, lim):
     Issuing only raises ready ticks (window rules too: a newer issue replaces the oldest in the
     ring), so a value computed earlier stays a lower bound for the rest of the run. It is exact
     while its version holds: the count of issues in the channel with a rule above the bank level
-    for command `c` (one of device.CACHED_CMDS: only those are counted), plus the count of issues to `bank` (two counts that only grow, so an equal sum
-    means neither grew). With the shipped rules an ACT so leaves the PRE and column commands of
-    other banks exact, and a PRE every other bank's commands. A caller passes as `lim` the smallest tick it has found so
-    far (a decision's next tick, > t): a bound at or above it cannot be the one that counts.
+    for command `c` (one of device.CACHED_CMDS: only those are counted), plus the count of issues
+    to `bank` (two counts that only grow, so an equal sum means neither grew). With the shipped
+    rules an ACT so leaves the PRE and column commands of other banks exact, and a PRE every other
+    bank's commands. A caller passes as `lim` the smallest tick it has found so far (a decision's
+    next tick, > t): a bound at or above it cannot be the one that counts.
 
     The cache lives in the device-state array, and the lookup is split from the computation:
     numba's inlined helpers that take more than one array, or wrap a loop in branches, pay atomic
