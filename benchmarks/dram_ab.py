@@ -33,7 +33,9 @@ sys.path.insert(0, str(ROOT))
 from hwsim.dram_pim.controller import _cfg  # noqa: E402
 from hwsim.dram_pim.device import Device  # noqa: E402
 from hwsim.dram_pim.spec import load_dram_spec  # noqa: E402
-from hwsim.mapping.address import decode, encode  # noqa: E402
+from hwsim.mapping.address import decode  # noqa: E402
+
+from dram_traces import trace_addresses  # noqa: E402  (beside this script)
 
 
 def load_kernel(path: Path, name: str):
@@ -42,17 +44,6 @@ def load_kernel(path: Path, name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def trace_addresses(spec, kind: str, n: int) -> np.ndarray:
-    """The benchmark script's three traces (benchmarks/run.py)."""
-    if kind == "sequential":
-        return np.arange(n, dtype=np.uint64) * 32
-    if kind == "random":
-        return np.random.default_rng(1).integers(0, spec.organization.capacity_bytes // 32, n).astype(np.uint64) * 32
-    if kind == "conflict":
-        return encode(spec, {"row": np.arange(n) % spec.organization.rows})
-    raise SystemExit(f"unknown trace {kind!r}: expected sequential, random or conflict")
 
 
 def main() -> int:
@@ -80,7 +71,8 @@ def main() -> int:
                                            f["row"], f["column"], cfg, hi, lo, empty, empty, empty, empty, empty, work)
             return time.perf_counter() - t0, out[1]
 
-        run(kernels["old"]), run(kernels["new"])  # compile or load
+        for module in kernels.values():
+            run(module)  # compile or load
         times = {"old": [], "new": []}
         ratios = []
         for r in range(args.rounds):

@@ -24,18 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 DRAM_SNIPPET = """
 import sys, time, numpy as np
+sys.path.insert(0, "benchmarks")
+from dram_traces import trace_addresses
 from hwsim.dram_pim.spec import load_dram_spec
 from hwsim.dram_pim.controller import simulate
-from hwsim.mapping.address import encode
 spec = load_dram_spec(preset="GDDR6_16Gbps_x16")
 n = int(sys.argv[2])
-kind = sys.argv[1]
-if kind == "sequential":
-    addrs = np.arange(n, dtype=np.uint64) * 32
-elif kind == "random":
-    addrs = np.random.default_rng(1).integers(0, spec.organization.capacity_bytes // 32, n).astype(np.uint64) * 32
-else:  # same-bank row conflicts: every request a new row of bank 0
-    addrs = encode(spec, {"row": np.arange(n) % spec.organization.rows})
+addrs = trace_addresses(spec, sys.argv[1], n)
 simulate(spec, addrs[:10], np.zeros(10, bool))  # load the compiled kernel from the numba cache
 t0 = time.perf_counter()
 res = simulate(spec, addrs, np.zeros(n, bool))
@@ -167,7 +162,9 @@ def main() -> int:
     results = []
     tmp = tempfile.mkdtemp()
     if "dram" in only:
-        for kind in ("sequential", "random", "conflict"):
+        from dram_traces import KINDS  # beside this script
+
+        for kind in KINDS:
             results.append(dram(kind, n, repeats))
     if "warm" in only:
         results.append(cli("warm_start_smoke", ["run", "workloads/smoke.yaml", "-o", f"{tmp}/smoke",
