@@ -117,7 +117,7 @@ def _cached(st, b0, nbc, vc, vb, bank, c, lim):
     reference counting on every call, which cost more than the lookups save. For the same reason
     every load from `st` comes before the branch: a load after it (a short-circuit `or`) leaves the
     inlined copy of `st` released on two paths, which numba's reference-count pruning cannot pair,
-    so each lookup paid an atomic increment and decrement (random trace 13 % slower)."""
+    so each lookup paid an atomic increment and decrement (removing them: random trace +13 %)."""
     k = b0 + bank * N_CMDS + c
     e = st[k]
     exact = st[k + nbc] == st[vc + c] + st[vb + bank]
