@@ -204,7 +204,8 @@ class RequestState(NamedTuple):
     """The controller's working arrays, allocated in Python (each numpy allocation inside the kernel
     is a numba overload compiled on a cold start, about 0.3-0.5 s apiece)."""
 
-    queue: np.ndarray        # [read 0 / write 1, channel, slot]: request indices in age order
+    queue: np.ndarray        # [read 0 / write 1, channel, slot]: request indices in age order (under
+    #                          fcfs only; the other schedulers take age order from the bank lists)
     queue_len: np.ndarray    # [read 0 / write 1, channel]
     write_mode: np.ndarray   # per channel, bool
     next_ref: np.ndarray     # per rank: tick the next refresh falls due
@@ -267,6 +268,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
     vb = v0 + n_ch * N_CMDS
     for k in range(v0, vb + n_banks):
         st[k] = 0
+    fcfs = cfg[C_FCFS] == SCHED_FCFS
     stamp = np.int64(0)
     log_cap = log_tick.shape[0]
     n_log = 0
@@ -313,7 +315,8 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 break
             if full:
                 break
-            qs[w, ch, qn[w, ch]] = i
+            if fcfs:
+                qs[w, ch, qn[w, ch]] = i
             qn[w, ch] += 1
             L = w * n_banks + req_bank[i]
             _list_append(bl, 3 * L, ent0 + L * es, tot0 + w * n_ch + ch, i, req_row[i], open_row[req_bank[i]])
@@ -370,7 +373,6 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 elif qn[1, ch] < lo * wq_cap and qn[0, ch] != 0:
                     write_mode[ch] = False
                 w = 1 if write_mode[ch] else 0
-                fcfs = cfg[C_FCFS] == SCHED_FCFS
                 # Every queued request to a bank that is not activated needs the same command (its
                 # column command if it hits the open row, else ACT or PRE), so the oldest hit and
                 # the oldest other request of each bank are the only candidates.
@@ -564,7 +566,8 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                         _list_drop(bl, 3 * L, ent0 + L * es, tot0 + w * n_ch + ch, sel, open_row[sel_bank])
                     req_done[sel] = t + (cfg[C_WR_LAT] if req_write[sel] else cfg[C_RD_LAT])
                     done += 1
-                    _take_out(qs, w, ch, qn[w, ch], sel)
+                    if fcfs:
+                        _take_out(qs, w, ch, qn[w, ch], sel)
                     qn[w, ch] -= 1
         if issued_any:
             t = t + 1 if step else max(t + 1, min(next_t, skip_to))
