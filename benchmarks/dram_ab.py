@@ -16,11 +16,9 @@ kernels give the same done ticks.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="hwsim-ab-")  # before numba is imported
@@ -30,20 +28,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hwsim.dram_pim.controller import _cfg  # noqa: E402
-from hwsim.dram_pim.device import Device  # noqa: E402
-from hwsim.dram_pim.spec import load_dram_spec  # noqa: E402
-from hwsim.mapping.address import decode  # noqa: E402
-
-from dram_traces import trace_addresses  # noqa: E402  (beside this script)
-
-
-def load_kernel(path: Path, name: str):
-    """Import a copy of scheduler.py as module hwsim.dram_pim.<name>."""
-    spec = importlib.util.spec_from_file_location(f"hwsim.dram_pim.{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from dram_traces import kernel_trial, load_kernel  # noqa: E402  (beside this script)
 
 
 def main() -> int:
@@ -55,22 +40,9 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=100_000)
     args = ap.parse_args()
     kernels = {"old": load_kernel(args.old, "_ab_old"), "new": load_kernel(args.new, "_ab_new")}
-    spec = load_dram_spec(preset="GDDR6_16Gbps_x16")
-    cfg = _cfg(spec, True, False, False)
-    hi, lo = spec.controller.write_high_watermark, spec.controller.write_low_watermark
-    n, empty = args.requests, np.zeros(0, np.int64)
+    n = args.requests
     for kind in args.traces.split(","):
-        f = decode(spec, trace_addresses(spec, kind, n))
-        bank = Device(spec).bank_index(f["channel"], f["rank"], f["bankgroup"], f["bank"]).astype(np.int64)
-
-        def run(module):
-            dev = Device(spec)
-            work = module.request_state(dev.state, n, cfg)
-            t0 = time.perf_counter()
-            out = module.simulate_requests(dev.state, np.zeros(n, np.int64), np.zeros(n, bool), f["channel"], bank,
-                                           f["row"], f["column"], cfg, hi, lo, empty, empty, empty, empty, empty, work)
-            return time.perf_counter() - t0, out[1]
-
+        run = kernel_trial(kind, n)
         for module in kernels.values():
             run(module)  # compile or load
         times = {"old": [], "new": []}

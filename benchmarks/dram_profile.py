@@ -25,7 +25,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,41 +40,20 @@ def run(kind: str, runs: int, out: Path, requests: int) -> None:
     os.environ["NUMBA_DEBUGINFO"] = "1"
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    import numpy as np
-
-    from dram_ab import load_kernel
-    from dram_traces import trace_addresses
-    from hwsim.dram_pim.controller import _cfg
-    from hwsim.dram_pim.device import Device
-    from hwsim.dram_pim.spec import load_dram_spec
-    from hwsim.mapping.address import decode
+    from dram_traces import kernel_trial, load_kernel
 
     out.mkdir(parents=True, exist_ok=True)
     shifted = out / "scheduler_shifted.py"
     shifted.write_text("\n" * (SHIFT - 1) + SCHEDULER.read_text())
     kernel = load_kernel(shifted, "_profiled")
-    spec = load_dram_spec(preset="GDDR6_16Gbps_x16")
-    cfg = _cfg(spec, True, False, False)
-    hi, lo = spec.controller.write_high_watermark, spec.controller.write_low_watermark
-    f = decode(spec, trace_addresses(spec, kind, requests))
-    bank = Device(spec).bank_index(f["channel"], f["rank"], f["bankgroup"], f["bank"]).astype(np.int64)
-    empty = np.zeros(0, np.int64)
-
-    def once() -> float:
-        dev = Device(spec)
-        work = kernel.request_state(dev.state, requests, cfg)
-        t0 = time.perf_counter()
-        kernel.simulate_requests(dev.state, np.zeros(requests, np.int64), np.zeros(requests, bool), f["channel"],
-                                 bank, f["row"], f["column"], cfg, hi, lo, empty, empty, empty, empty, empty, work)
-        return time.perf_counter() - t0
-
-    once()  # compile
+    trial = kernel_trial(kind, requests)
+    trial(kernel)  # compile
     for name in FUNCTIONS:
         (cres,) = getattr(kernel, name).overloads.values()
         address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
         (out / f"{name}.o").write_bytes(cres.library.serialize_using_object_code()[2][0])
         (out / f"{name}.addr").write_text(f"{address:x} {cres.fndesc.llvm_func_name}\n")
-    times = [once() for _ in range(runs)]
+    times = [trial(kernel)[0] for _ in range(runs)]
     print(f"{kind}: {runs} runs, {' '.join(f'{1e3 * t:.0f}' for t in times)} ms")
 
 

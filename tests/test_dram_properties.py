@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 from hypothesis import given, settings
-from numba import njit
 from hypothesis import strategies as st
+from numba import njit
 
 from conftest import make_spec
 from dram_streams import random_stream
