@@ -158,6 +158,22 @@ PIM_MODELS = ("gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl", "gpt3-small"
               "gpt3-xl")
 
 
+def _cpu_model() -> dict:
+    """The CPU's model name, family and model number from /proc/cpuinfo (Linux; else nothing):
+    VMs of one type name ("AMD EPYC") have differed by 1.5-2x in speed between sessions."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return {}
+    keys = {"model name": "cpu_model", "cpu family": "cpu_family", "model": "cpu_model_number"}
+    out = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip() in keys and keys[key.strip()] not in out:
+            out[keys[key.strip()]] = value.strip()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repeats and smaller inputs")
@@ -192,7 +208,8 @@ def main() -> int:
     if "scaling" in only:
         results += scaling(tmp, [128, 256, 512] if args.quick else [128, 256, 512, 1024, 2048])
     machine = {"python": platform.python_version(), "machine": platform.machine(),
-               "processor": platform.processor() or platform.uname().machine, "cpus": os.cpu_count()}
+               "processor": platform.processor() or platform.uname().machine, "cpus": os.cpu_count(),
+               **_cpu_model()}
     for r in results:
         print(json.dumps(r))
     if args.json:
