@@ -326,9 +326,9 @@ def _cpu_s(pid: int) -> float:
 
 
 def test_sigterm_during_run_leaves_no_folder(tmp_path):
-    """The signal lands in the middle of the simulation: once the run has used 1 s of CPU (start-up
-    and the kernel's cache load take about 0.6 s), a 3,000,000-request run has 3-5 s left on the
-    development VMs. A fixed 4 s wait was too long on a faster VM, where the run had finished."""
+    """The signal lands during the run: once it has used 1 s of CPU (start-up and the kernel's cache
+    load take 0.6-1.4 s on the development VMs), a 3,000,000-request run has seconds of simulation
+    left. A fixed 4 s wait was too long on a faster VM, where the run had already finished."""
     import signal
     out = tmp_path / "r"
     proc = _start(["run", "workloads/dram/random.yaml", "-o", str(out), "--set", "traffic.requests=3000000"])
