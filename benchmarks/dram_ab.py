@@ -1,7 +1,7 @@
 """Paired in-process A/B of two versions of the DRAM controller kernel (a speed measurement, not a
 test): the kernels alternate on the same 100,000-request traces in one process, in ABBA order, and
 the figure is the median of the per-round time ratios, which cancels the slow phases of a shared
-VM that best-of-N figures pick up (docs/performance.md, stop 19).
+VM that best-of-N figures pick up (docs/performance.md §5, stop 19).
 
     python benchmarks/dram_ab.py OLD_SCHEDULER_PY [NEW_SCHEDULER_PY] [--traces random,conflict]
                                  [--rounds 20] [--requests 100000]
