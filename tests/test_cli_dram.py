@@ -86,6 +86,14 @@ def test_bad_specs_exit_2(tmp_path, capsys, args, needle):
     assert needle in err and "Traceback" not in err
 
 
+def test_a_negative_traffic_seed_exits_2(tmp_path, capsys):
+    """Found by the workload fuzzer: numpy's generator refused it with a traceback (exit 1)."""
+    out = tmp_path / "run"
+    assert main(["run", "workloads/smoke.yaml", "-o", str(out), "--set", "traffic.seed=-5"]) == 2
+    err = capsys.readouterr().err
+    assert "traffic.seed: got -5" in err and "Traceback" not in err and not out.exists()
+
+
 def test_run_folder_and_no_overwrite(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "workloads/smoke.yaml", "-o", str(out)]) == 0

@@ -40,7 +40,7 @@ class Traffic:
     read_fraction: float = spec("fraction of reads (stream, random, mixed)", min=0.0, default=1.0)
     footprint_bytes: int = spec("address range used by random/mixed (0: the whole device)", unit="B",
                                 min=0, default=0)
-    seed: int = spec("random seed", default=1)
+    seed: int = spec("random seed", min=0, default=1)
 
     def validate(self, file, path):
         if self.read_fraction > 1.0:
