@@ -20,7 +20,7 @@ from twin_run import traces
 
 from hwsim.dram_pim.commands import Cmd
 from hwsim.dram_pim.controller import command_csv, simulate
-from hwsim.dram_pim.device import earliest
+from hwsim.dram_pim.device import earliest, earliest_from_floor, rank_floor
 
 HERE = Path(__file__).parent
 
@@ -96,25 +96,30 @@ def test_kernel_schedules_as_the_plain_reference_controller(seed, n):
 
 
 @njit
-def _earliest_table(s, cmds, n_banks):
-    """earliest(s, c, bank) for every bank and every command of `cmds`, in one compiled call (from
-    Python, a call per entry made this test take 86 s)."""
-    out = np.empty((n_banks, cmds.shape[0]), dtype=np.int64)
+def _tables(s, cmds, n_banks):
+    """Per bank and command of `cmds`, in one compiled call (from Python, a call per entry made an
+    earlier form of this test take 86 s): earliest(); the rank floor; earliest from the floor."""
+    full = np.empty((n_banks, cmds.shape[0]), dtype=np.int64)
+    floor = np.empty_like(full)
+    composed = np.empty_like(full)
     for b in range(n_banks):
         for j in range(cmds.shape[0]):
-            out[b, j] = earliest(s, cmds[j], b)
-    return out
+            full[b, j] = earliest(s, cmds[j], b)
+            floor[b, j] = rank_floor(s, cmds[j], b)
+            composed[b, j] = earliest_from_floor(s, cmds[j], b, floor[b, j])
+    return full, floor, composed
 
 
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 10_000))
-def test_cache_version_unchanged_means_earliest_unchanged(seed):
-    """The scheduler's earliest-tick cache trusts a value while its version (scheduler._cached)
-    holds: after any command, every (bank, cached command) whose version did not move must have
-    the same earliest tick. Random commands of every kind (PIM and rank-wide ones too) are issued,
-    on a 2-channel, 2-rank test device and on the shipped presets."""
-    from hwsim.dram_pim.device import CACHED_CMDS, H_BOUND, H_META, META_WIDTH, Device, issue
-    from hwsim.dram_pim.scheduler import _count_issue
+def test_rank_floors_compose_to_earliest_and_move_only_when_listed(seed):
+    """The scheduler times FLOOR_CMDS as its rank's floor plus the bank-group and bank levels, and
+    recomputes a floor only after a command whose list (`wide_raise_lists`) names it. So after any
+    command, the composition must equal earliest() for every bank, every floor must be the same for
+    all banks of a rank, and a floor the issued command does not list must not have moved. Random
+    commands of every kind (PIM and rank-wide ones too; half of them ACTs a few cycles apart, so
+    that tFAW binds) on a 2-channel, 2-rank test device and on the shipped presets."""
+    from hwsim.dram_pim.device import FLOOR_CMDS, H_FLOOR, Device, issue
     from hwsim.dram_pim.spec import load_dram_spec
 
     rng = np.random.default_rng(seed)
@@ -122,27 +127,22 @@ def test_cache_version_unchanged_means_earliest_unchanged(seed):
     spec = make_spec() if seed % 4 == 0 else load_dram_spec(preset=presets[seed % 4 - 1])
     dev = Device(spec)
     s = dev.state
-    n_banks, n_ch = dev.n_banks, spec.organization.channels
-    bpc, bpr = n_banks // n_ch, n_banks // (n_ch * spec.organization.ranks)
-    lists = int(s[H_BOUND]) + 2 * n_banks * len(Cmd)
-    v0 = lists + len(Cmd) * (1 + len(Cmd))
-    vb = v0 + n_ch * len(Cmd)
-
-    cmds, bank = np.array(CACHED_CMDS, dtype=np.int64), np.arange(n_banks)
-
-    def versions():
-        return s[v0 + (bank // bpc)[:, None] * len(Cmd) + cmds[None, :]] + s[vb + bank][:, None]
-
-    def ticks():
-        return _earliest_table(s, cmds, n_banks)
-
+    n_banks, o = dev.n_banks, spec.organization
+    bpr = n_banks // (o.channels * o.ranks)
+    lists = int(s[H_FLOOR]) + o.channels * o.ranks * len(Cmd)
+    cmds = np.array(FLOOR_CMDS, dtype=np.int64)
     tick = 0
     for _ in range(60):
-        before_v, before_t = versions(), ticks()
-        c, b = int(rng.integers(len(Cmd))), int(rng.integers(n_banks))
-        tick += int(rng.integers(0, 12))
+        _, before, _ = _tables(s, cmds, n_banks)
+        # half ACTs, a few cycles apart, so that the windows (tFAW) bind too
+        c = int(Cmd.ACT) if rng.random() < 0.5 else int(rng.integers(len(Cmd)))
+        b = int(rng.integers(n_banks))
+        tick += int(rng.integers(0, 4))
         issue(s, c, b, int(rng.integers(4)), tick)
-        rank_wide = bool(s[int(s[H_META]) + c * META_WIDTH] != 0)
-        _count_issue(s, lists, v0 + (b // bpc) * len(Cmd), vb, b, c, bpr, rank_wide)
-        same = versions() == before_v
-        assert (ticks()[same] == before_t[same]).all(), (Cmd(c).name, b)
+        full, floor, composed = _tables(s, cmds, n_banks)
+        assert (composed == full).all(), Cmd(c).name
+        per_rank = floor.reshape(-1, bpr, len(cmds))
+        assert (per_rank == per_rank[:, :1]).all()
+        listed = set(s[lists + c * (1 + len(Cmd)) + 1:lists + c * (1 + len(Cmd)) + 1 + s[lists + c * (1 + len(Cmd))]])
+        unlisted = [j for j, cmd in enumerate(FLOOR_CMDS) if int(cmd) not in listed]
+        assert (floor[:, unlisted] == before[:, unlisted]).all(), (Cmd(c).name, b)

@@ -122,7 +122,9 @@ def compile_timing(timing: Timing, rules: tuple[Rule, ...] = RULES) -> CompiledT
     for rule in rules:
         value = int(rule.latency(timing))
         if rule.window > 1:
-            assert rule.level < OTHER_RANKS, "window rules are per node"
+            # per node, and at most at the rank level: the request scheduler's rank floors
+            # (device.rank_floor) hold every window rule
+            assert rule.level <= RANK_LEVEL, "window rules bind at the channel or rank level"
             if value > 0:
                 windows.append((rule, value))
             continue

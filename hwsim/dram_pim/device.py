@@ -25,7 +25,7 @@ from hwsim.dram_pim.spec import DramSpec
 
 # Header slots.
 (H_NCMD, H_NNODES, H_NBANKS, H_W, H_WMAX, H_READY, H_ANC, H_OPEN, H_RAISE, H_WRULE, H_WHIST, H_META,
- H_CHANNELS, H_RANKS, H_BANKGROUPS, H_BANKS_PER_GROUP, H_BANKS_PER_RANK, H_BANKS_PER_CHANNEL, H_BOUND) = range(19)
+ H_CHANNELS, H_RANKS, H_BANKGROUPS, H_BANKS_PER_GROUP, H_BANKS_PER_RANK, H_BANKS_PER_CHANNEL, H_FLOOR) = range(19)
 HEADER = 24
 META_WIDTH = 5  # scope, need, row_effect, bus, is_refresh
 
@@ -44,8 +44,8 @@ def raise_lists(lat: np.ndarray) -> np.ndarray:
     return out
 
 
-# The commands whose earliest ticks the request scheduler caches (scheduler._cached).
-CACHED_CMDS = (Cmd.ACT, Cmd.PRE, Cmd.RD, Cmd.WR)
+# The commands whose rank floors the request scheduler keeps (see `rank_floor`).
+FLOOR_CMDS = (Cmd.ACT, Cmd.PRE, Cmd.RD, Cmd.WR)
 
 
 def wide_raise_lists(ct, targets) -> np.ndarray:
@@ -91,14 +91,12 @@ class Device:
             H_WRULE: wrule.ravel(),
             H_WHIST: np.zeros(n_w * n_nodes * (2 + w_max), dtype=np.int64),
             H_META: meta_array().ravel(),
-            # The request scheduler's cache of earliest ticks (scheduler._cached): per (bank, command)
-            # a lower bound, then its version when it was computed; per command, the cached commands
-            # (CACHED_CMDS) it raises above the bank level; the issue counts a version sums, per
-            # (channel, command) and per bank. Not device state: snapshot() leaves it out, and the
-            # scheduler sets the values, versions and counts at every run.
-            H_BOUND: np.concatenate([np.zeros(2 * n_banks * N_CMDS, dtype=np.int64),
-                                     wide_raise_lists(ct, CACHED_CMDS).ravel(),
-                                     np.zeros(C * N_CMDS + n_banks, dtype=np.int64)]),
+            # The request scheduler's rank floors (`rank_floor`) of FLOOR_CMDS, per (rank, command),
+            # then per command the FLOOR_CMDS whose floors issuing it may raise (`wide_raise_lists`).
+            # Not device state: snapshot() leaves it out, and the scheduler sets the floors at every
+            # run.
+            H_FLOOR: np.concatenate([np.zeros(C * R * N_CMDS, dtype=np.int64),
+                                     wide_raise_lists(ct, FLOOR_CMDS).ravel()]),
         }
         header = np.zeros(HEADER, dtype=np.int64)
         header[[H_NCMD, H_NNODES, H_NBANKS, H_W, H_WMAX]] = N_CMDS, n_nodes, n_banks, n_w, w_max
@@ -179,18 +177,27 @@ def bank_state_ok(S, cmd, bank, row):
 
 
 @njit(cache=True, inline="always")
-def _earliest_bank(S, cmd, b, t):
-    """max(t, the bound that rules at bank `b` and its ancestors put on `cmd`), windows included."""
+def _level_bound(S, cmd, b, t, lo, hi):
+    """max(t, the ready ticks of `cmd` at the ancestors of bank `b` at levels lo..hi-1 (0 channel,
+    1 rank, 2 bank group, 3 bank))."""
     ncmd = S[H_NCMD]
     off_ready, off_anc = S[H_READY], S[H_ANC] + b * 4
-    for lvl in range(4):
+    for lvl in range(lo, hi):
         v = S[off_ready + S[off_anc + lvl] * ncmd + cmd]
         if v > t:
             t = v
-    n_w = S[H_W]
+    return t
+
+
+@njit(cache=True, inline="always")
+def _window_bound(S, cmd, b, t):
+    """max(t, the bounds that window rules (tFAW...) put on `cmd` at bank `b`; they bind only at
+    the channel and rank levels (constraints.compile_timing)."""
+    ncmd = S[H_NCMD]
+    off_anc = S[H_ANC] + b * 4
     wrw = 3 + 2 * ncmd
     hw = 2 + S[H_WMAX]
-    for w in range(n_w):
+    for w in range(S[H_W]):
         r = S[H_WRULE] + w * wrw
         if S[r + 3 + ncmd + cmd]:
             h = S[H_WHIST] + (w * S[H_NNODES] + S[off_anc + S[r]]) * hw
@@ -199,6 +206,12 @@ def _earliest_bank(S, cmd, b, t):
                 if v > t:
                     t = v
     return t
+
+
+@njit(cache=True, inline="always")
+def _earliest_bank(S, cmd, b, t):
+    """max(t, the bound that rules at bank `b` and its ancestors put on `cmd`), windows included."""
+    return _window_bound(S, cmd, b, _level_bound(S, cmd, b, t, 0, 4))
 
 
 @njit(cache=True, inline="always")
@@ -213,6 +226,20 @@ def earliest(S, cmd, bank):
     for b in range(first, last):  # one inlined copy of _earliest_bank (each copy costs compile time)
         t = _earliest_bank(S, cmd, b, t)
     return t
+
+
+@njit(cache=True, inline="always")
+def rank_floor(S, cmd, bank):
+    """The part of `earliest(S, cmd, bank)` (bank-scope `cmd`) that rules at the channel and rank
+    levels put on it, windows there included: the same for every bank of the rank."""
+    return _window_bound(S, cmd, bank, _level_bound(S, cmd, bank, 0, 0, 2))
+
+
+@njit(cache=True, inline="always")
+def earliest_from_floor(S, cmd, bank, floor):
+    """`earliest(S, cmd, bank)` for a bank-scope `cmd`, given `floor` = rank_floor(S, cmd, bank):
+    the bank-group and bank levels on top (window rules bind only at the rank level and above)."""
+    return _level_bound(S, cmd, bank, floor, 2, 4)
 
 
 @njit(cache=True, inline="always")

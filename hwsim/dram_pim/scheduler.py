@@ -15,11 +15,13 @@ that would close a row an activated request is waiting for is never issued.
 A decision does not scan the queues. Requests not yet activated also sit in per-bank lists (age
 order, with a count of those that hit the open row, and a per-channel total of the counts), so
 step (3) times at most the oldest hit and the oldest other request of each bank, and skips the
-hit pass when the channel has none; activated requests sit in a per-channel list for step (1);
-earliest ticks are cached per (bank, command) as lower bounds (`_cached`), and each list keeps
-one for its oldest request that is not a hit, so a bank that cannot issue before the decision's
-next tick is passed over with one compare. The decisions made are those of a scan of every
-queued request in age order (tests/reference_scheduler.py; docs/performance.md §3.1).
+hit pass when the channel has none; activated requests sit in a per-channel list for step (1).
+An earliest tick is its rank's floor (the channel- and rank-level rules, kept per rank and command
+and recomputed after each issue that may raise it: `_earliest`) and two bank-level loads on top;
+each list keeps a lower bound on the earliest tick of its oldest request that is not a hit, so a
+bank that cannot issue before the decision's next tick is passed over with one compare. The
+decisions made are those of a scan of every queued request in age order
+(tests/reference_scheduler.py; docs/performance.md §3.1).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ import numpy as np
 from numba import njit
 
 from hwsim.dram_pim.commands import N_CMDS, ROW_KEEP, Cmd
-from hwsim.dram_pim.device import (H_BANKS_PER_CHANNEL, H_BANKS_PER_RANK, H_BOUND, H_CHANNELS, H_META, H_NBANKS,
-                                   H_OPEN, H_RANKS, META_WIDTH, bank_state_ok, earliest, issue)
+from hwsim.dram_pim.device import (FLOOR_CMDS, H_ANC, H_BANKS_PER_CHANNEL, H_BANKS_PER_RANK, H_CHANNELS, H_FLOOR,
+                                   H_META, H_NBANKS, H_OPEN, H_RANKS, META_WIDTH, bank_state_ok, earliest_from_floor,
+                                   issue, rank_floor)
 from hwsim.dram_pim.refresh import due_refresh
 
 # cfg indices
@@ -51,12 +54,13 @@ ACT, PRE, RD, WR, RDA, WRA = (int(Cmd.ACT), int(Cmd.PRE), int(Cmd.RD), int(Cmd.W
 
 
 AFTER_CMDS = np.array([ACT, RD, WR], dtype=np.int64)   # a bank's next command: after PRE [0], after ACT [1:3]
+FLOOR_CMD_LIST = np.array([int(c) for c in FLOOR_CMDS], dtype=np.int64)
 
 
 @njit(cache=True, inline="always")
 def _pend(pend, n_pend, stamp, bank, c):
     """Note (bank, command c) as one to re-time after this decision's issue, once per decision;
-    returns the new count. `pend` (one array: see _cached) holds per (bank, command) the `stamp` of
+    returns the new count. `pend` (one array: see _earliest) holds per (bank, command) the `stamp` of
     the last decision that noted it, and the noted (bank, command) pairs from its end backwards."""
     k = bank * N_CMDS + c
     if pend[k] == stamp:
@@ -79,66 +83,33 @@ def _take_out(q, w, ch, n, i):
 
 
 @njit(cache=True, inline="always")
-def _count_issue(st, lists, vc, vb, bank, c, bpr, rank_wide):
-    """Advance the issue counts that `_cached` compares, for `c` just issued to `bank`: those of
-    the commands it makes wait by a rule above the bank level (`lists`: per issued command, their
-    count and then the commands; `vc`: the channel's counts), and that of each bank touched
-    (`vb`: the per-bank counts)."""
-    r = lists + c * (1 + N_CMDS)
-    for j in range(r + 1, r + 1 + st[r]):
-        st[vc + st[j]] += 1
-    first, last = bank, bank + 1
-    if rank_wide:
-        first = bank - bank % bpr
-        last = first + bpr
-    for b in range(first, last):
-        st[vb + b] += 1
+def _earliest(st, f0, c, bank):
+    """`earliest(st, c, bank)` of a command of device.FLOOR_CMDS: the floor of the bank's rank,
+    kept at `f0` + rank node * N_CMDS + c (`_set_floor`), then the bank group's and the bank's
+    ready ticks. Exact, with no cache to trust: six loads (three of them the bank's ancestors)
+    where `earliest()` reads eight and walks the window rules.
+
+    The helpers take the device state as their only array: numba's inlined helpers that take more
+    than one array, or wrap a loop in branches, pay atomic reference counting on every call."""
+    return earliest_from_floor(st, c, bank, st[f0 + st[st[H_ANC] + bank * 4 + 1] * N_CMDS + c])
 
 
 @njit(cache=True, inline="always")
-def _cached(st, b0, nbc, vc, vb, bank, c, lim):
-    """The cached lower bound on `earliest(st, c, bank)` if it is exact or at least `lim`, else -1
-    (then `_computed` gives it). The cache holds per (bank, command) a value from `b0` and its
-    version `nbc` later; `vc` and `vb` locate the issue counts a version sums (`_count_issue`).
-    Offsets come as arguments: header values read here, after the kernel's stores into `st`,
-    would be reloaded at every call (random trace 8-15 % slower).
-
-    Issuing only raises ready ticks (window rules too: a newer issue replaces the oldest in the
-    ring), so a value computed earlier stays a lower bound for the rest of the run. It is exact
-    while its version holds: the count of issues in the channel with a rule above the bank level
-    for command `c` (one of device.CACHED_CMDS: only those are counted), plus the count of issues
-    to `bank` (two counts that only grow, so an equal sum means neither grew). With the shipped
-    rules an ACT so leaves the PRE and column commands of other banks exact, and a PRE every other
-    bank's commands. A caller passes as `lim` the smallest tick it has found so far (a decision's
-    next tick, > t): a bound at or above it cannot be the one that counts.
-
-    The cache lives in the device-state array, and the lookup is split from the computation:
-    numba's inlined helpers that take more than one array, or wrap a loop in branches, pay atomic
-    reference counting on every call, which cost more than the lookups save. For the same reason
-    every load from `st` comes before the branch: a load after it (a short-circuit `or`) leaves the
-    inlined copy of `st` released on two paths, which numba's reference-count pruning cannot pair,
-    so each lookup paid an atomic increment and decrement (removing them: random trace +13 %)."""
-    k = b0 + bank * N_CMDS + c
-    e = st[k]
-    exact = st[k + nbc] == st[vc + c] + st[vb + bank]
-    if e < lim and not exact:
-        return -1
-    return e
+def _set_floor(st, f0, first_bank, c):
+    """Recompute the floor of command `c` for the rank whose first bank is `first_bank`."""
+    st[f0 + st[st[H_ANC] + first_bank * 4 + 1] * N_CMDS + c] = rank_floor(st, c, first_bank)
 
 
 @njit(cache=True)
-def _computed(st, vc, vb, bank, c):
-    """`earliest(st, c, bank)`, kept in the cache with its version (see `_cached`). Compiled once,
-    not inlined: a copy of `earliest` at each of its four call sites added 3-4 s to the kernel's
-    cold compile."""
-    e = earliest(st, c, bank)
-    k = st[H_BOUND] + bank * N_CMDS + c
-    st[k] = e
-    st[k + st[H_NBANKS] * N_CMDS] = st[vc + c] + st[vb + bank]
-    return e
+def _set_all_floors(st, f0, n_ranks, bpr):
+    """Compute every rank's floors, at the start of a run. Compiled once, not inlined: a second
+    inlined copy of the floor walk in the kernel cost about 1 s of cold start."""
+    for k in range(n_ranks):
+        for j in range(FLOOR_CMD_LIST.shape[0]):
+            _set_floor(st, f0, k * bpr, FLOOR_CMD_LIST[j])
 
 
-# Per-bank candidate lists, all in one flat array `bl` (one array: see _cached). List L = w *
+# Per-bank candidate lists, all in one flat array `bl` (one array: see _earliest). List L = w *
 # n_banks + b holds the requests of queue w (read 0, write 1) to bank b whose ACT has not issued:
 # its header at h = 3 L (length; how many of them hit the bank's open row; a lower bound on the
 # earliest tick of its oldest request that is not a hit, -1 when unknown: any change to the list,
@@ -259,15 +230,12 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
     es = 2 * max(rq_cap, wq_cap)   # one list's entries in `bl` (see _list_append)
     ent0 = 6 * n_banks             # the first list's entries
     tot0 = ent0 + 2 * n_banks * es  # the hit totals
-    for k in range(st[H_BOUND], st[H_BOUND] + 2 * n_banks * N_CMDS):  # no cached bound holds yet
-        st[k] = 0 if k < st[H_BOUND] + n_banks * N_CMDS else -1
-    # Offsets in the cache section (header values read once: see issue())
-    b0, nbc = st[H_BOUND], n_banks * N_CMDS   # values, then their versions
-    lists = b0 + 2 * nbc                     # per command, the commands it raises above the bank level
-    v0 = lists + N_CMDS * (1 + N_CMDS)       # the issue counts: per (channel, command), then per bank
-    vb = v0 + n_ch * N_CMDS
-    for k in range(v0, vb + n_banks):
-        st[k] = 0
+    # The rank floors (see _earliest; header values read once: see issue()): per (rank, command), at
+    # f0 + rank node * N_CMDS + command (rank nodes follow the channel nodes), then per command the
+    # FLOOR_CMDS whose floors issuing it may raise (a superset: rules above the bank level, windows).
+    f0 = st[H_FLOOR] - n_ch * N_CMDS
+    lists = st[H_FLOOR] + n_ch * ranks * N_CMDS
+    _set_all_floors(st, f0, n_ch * ranks, bpr)
     fcfs = cfg[C_FCFS] == SCHED_FCFS
     stamp = np.int64(0)
     log_cap = log_tick.shape[0]
@@ -336,15 +304,12 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
             # (bank, command) of requests that were ready, or were not evaluated: noted with _pend.
             n_pend = 0
             stamp += 1
-            vc = v0 + ch * N_CMDS  # the channel's per-command counts
             # (1) column commands of activated requests, oldest first.
             for which in range(2):
                 for k in range(q_activated[which, ch]):
                     i = act_list[which, ch, k]
                     c = WR if which else RD
-                    e = _cached(st, b0, nbc, vc, vb, req_bank[i], c, next_t)
-                    if e < 0:
-                        e = _computed(st, vc, vb, req_bank[i], c)
+                    e = _earliest(st, f0, c, req_bank[i])
                     if e <= t:
                         n_pend = _pend(pend, n_pend, stamp, req_bank[i], c)
                         if sel == -1 or i < sel:
@@ -392,9 +357,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                                 # An older ready hit is chosen already: not evaluated.
                                 n_pend = _pend(pend, n_pend, stamp, bank, c)
                                 break
-                            e = _cached(st, b0, nbc, vc, vb, bank, c, next_t)
-                            if e < 0:
-                                e = _computed(st, vc, vb, bank, c)
+                            e = _earliest(st, f0, c, bank)
                             if e <= t:
                                 n_pend = _pend(pend, n_pend, stamp, bank, c)
                                 sel, sel_cmd, sel_bank = i, c, bank
@@ -445,9 +408,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                         if not fcfs:
                             bl[3 * L + 2] = INF  # no candidate until the list or the bank changes
                         continue
-                    e = _cached(st, b0, nbc, vc, vb, bank, c, next_t)
-                    if e < 0:
-                        e = _computed(st, vc, vb, bank, c)
+                    e = _earliest(st, f0, c, bank)
                     if not fcfs:
                         bl[3 * L + 2] = e
                     if e <= t:
@@ -481,7 +442,10 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                 return req_accept, req_done, req_class, counts, n_log, status
             issue(st, c, sel_bank, row, t)
             meta = st[H_META] + c * META_WIDTH
-            _count_issue(st, lists, vc, vb, sel_bank, c, bpr, st[meta] != 0)
+            r = lists + c * (1 + N_CMDS)
+            for j in range(r + 1, r + 1 + st[r]):  # the floors the issue may have raised
+                for rk in range(ch * ranks, ch * ranks + ranks):
+                    _set_floor(st, f0, rk * bpr, st[j])
             issued_any = True
             bl[3 * sel_bank + 2] = -1  # its activated requests or lists may change: forget its bounds
             bl[3 * (n_banks + sel_bank) + 2] = -1
@@ -522,9 +486,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
                             continue
                     else:
                         b, cc = sel_bank, AFTER_CMDS[after_lo + (p - end) // 2]
-                    e = _cached(st, b0, nbc, vc, vb, b, cc, skip_to)
-                    if e < 0:
-                        e = _computed(st, vc, vb, b, cc)
+                    e = _earliest(st, f0, cc, b)
                     if e < skip_to:
                         skip_to = e
             else:
