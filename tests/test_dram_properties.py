@@ -114,7 +114,7 @@ def _tables(s, cmds, n_banks):
 @given(seed=st.integers(0, 10_000))
 def test_rank_floors_compose_to_earliest_and_move_only_when_listed(seed):
     """The scheduler times FLOOR_CMDS as its rank's floor plus the bank-group and bank levels, and
-    recomputes a floor only after a command whose list (`wide_raise_lists`) names it. So after any
+    recomputes a floor only after a command whose list (`floor_raise_lists`) names it. So after any
     command, the composition must equal earliest() for every bank, every floor must be the same for
     all banks of a rank, and a floor the issued command does not list must not have moved. Random
     commands of every kind (PIM and rank-wide ones too; half of them ACTs a few cycles apart, so
@@ -143,6 +143,7 @@ def test_rank_floors_compose_to_earliest_and_move_only_when_listed(seed):
         assert (composed == full).all(), Cmd(c).name
         per_rank = floor.reshape(-1, bpr, len(cmds))
         assert (per_rank == per_rank[:, :1]).all()
-        listed = set(s[lists + c * (1 + len(Cmd)) + 1:lists + c * (1 + len(Cmd)) + 1 + s[lists + c * (1 + len(Cmd))]])
+        r = lists + c * (1 + len(Cmd))  # the issued command's list: a count, then the commands
+        listed = set(s[r + 1:r + 1 + s[r]].tolist())
         unlisted = [j for j, cmd in enumerate(FLOOR_CMDS) if int(cmd) not in listed]
         assert (floor[:, unlisted] == before[:, unlisted]).all(), (Cmd(c).name, b)

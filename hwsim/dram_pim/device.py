@@ -20,7 +20,7 @@ from numba import njit
 
 from hwsim.dram_pim.commands import (N_CMDS, NEED_ALL_CLOSED, NEED_ALL_OPEN, NEED_CLOSED, NEED_OPEN,
                                      ROW_CLOSE, ROW_OPEN, Cmd, meta_array)
-from hwsim.dram_pim.constraints import BANK_LEVEL, compile_timing
+from hwsim.dram_pim.constraints import CHANNEL, OTHER_RANKS, RANK_LEVEL, compile_timing
 from hwsim.dram_pim.spec import DramSpec
 
 # Header slots.
@@ -48,16 +48,13 @@ def raise_lists(lat: np.ndarray) -> np.ndarray:
 FLOOR_CMDS = (Cmd.ACT, Cmd.PRE, Cmd.RD, Cmd.WR)
 
 
-def wide_raise_lists(ct, targets) -> np.ndarray:
-    """Per issued command: how many of `targets` it may make wait at banks other than its own,
-    then those commands: by a rule above the bank level (channel, rank, bank group, other ranks,
-    or a window), or by any rule for a rank-wide command (whose earliest tick every bank of the
-    rank binds)."""
-    above = np.delete(ct.lat, BANK_LEVEL, axis=0).max(axis=0) >= 0          # [prev, next]
+def floor_raise_lists(ct) -> np.ndarray:
+    """Per issued command: how many FLOOR_CMDS have a rank floor (`rank_floor`) it may raise, then
+    those commands: the ones a rule at the channel, rank or other-ranks level, or a window rule,
+    makes wait after it."""
+    above = ct.lat[[CHANNEL, RANK_LEVEL, OTHER_RANKS]].max(axis=0) >= 0          # [prev, next]
     above |= (ct.win_prev[:, :, None] & ct.win_next[:, None, :]).any(axis=0)
-    rank_wide = meta_array()[:, 0] != 0
-    above |= (ct.lat[BANK_LEVEL] >= 0) & rank_wide[None, :]
-    above &= np.isin(np.arange(N_CMDS), targets)[None, :]
+    above &= np.isin(np.arange(N_CMDS), FLOOR_CMDS)[None, :]
     out = np.zeros((N_CMDS, 1 + N_CMDS), dtype=np.int64)
     for c in range(N_CMDS):
         nxt = np.flatnonzero(above[c])
@@ -92,11 +89,11 @@ class Device:
             H_WHIST: np.zeros(n_w * n_nodes * (2 + w_max), dtype=np.int64),
             H_META: meta_array().ravel(),
             # The request scheduler's rank floors (`rank_floor`) of FLOOR_CMDS, per (rank, command),
-            # then per command the FLOOR_CMDS whose floors issuing it may raise (`wide_raise_lists`).
+            # then per command the FLOOR_CMDS whose floors issuing it may raise (`floor_raise_lists`).
             # Not device state: snapshot() leaves it out, and the scheduler sets the floors at every
             # run.
             H_FLOOR: np.concatenate([np.zeros(C * R * N_CMDS, dtype=np.int64),
-                                     wide_raise_lists(ct, FLOOR_CMDS).ravel()]),
+                                     floor_raise_lists(ct).ravel()]),
         }
         header = np.zeros(HEADER, dtype=np.int64)
         header[[H_NCMD, H_NNODES, H_NBANKS, H_W, H_WMAX]] = N_CMDS, n_nodes, n_banks, n_w, w_max

@@ -102,8 +102,9 @@ def _set_floor(st, f0, first_bank, c):
 
 @njit(cache=True)
 def _set_all_floors(st, f0, n_ranks, bpr):
-    """Compute every rank's floors, at the start of a run. Compiled once, not inlined: a second
-    inlined copy of the floor walk in the kernel cost about 1 s of cold start."""
+    """Compute every rank's floors, at the start of a run. Compiled once, not inlined, so that the
+    kernel holds one inlined copy of the floor walk (at its issue), not two: each copy costs
+    compile time."""
     for k in range(n_ranks):
         for j in range(FLOOR_CMD_LIST.shape[0]):
             _set_floor(st, f0, k * bpr, FLOOR_CMD_LIST[j])
@@ -232,7 +233,7 @@ def simulate_requests(st, req_avail, req_write, req_channel, req_bank, req_row, 
     tot0 = ent0 + 2 * n_banks * es  # the hit totals
     # The rank floors (see _earliest; header values read once: see issue()): per (rank, command), at
     # f0 + rank node * N_CMDS + command (rank nodes follow the channel nodes), then per command the
-    # FLOOR_CMDS whose floors issuing it may raise (a superset: rules above the bank level, windows).
+    # FLOOR_CMDS whose floors issuing it may raise (device.floor_raise_lists).
     f0 = st[H_FLOOR] - n_ch * N_CMDS
     lists = st[H_FLOOR] + n_ch * ranks * N_CMDS
     _set_all_floors(st, f0, n_ch * ranks, bpr)
